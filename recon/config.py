@@ -1,0 +1,173 @@
+"""Typed configuration: dataclasses loaded from YAML presets and ``key=value`` overrides.
+
+Every backend has a config dataclass whose field comments document the option and
+whose defaults are the recommended values. Configs serialise to plain dicts
+(:func:`to_dict`) and load back with :func:`from_dict`, which rejects unknown keys and
+wrong types with a :class:`~recon.errors.ConfigError` that names the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from recon.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain nested dict of a config dataclass (tuples become lists)."""
+
+    def conv(v: Any) -> Any:
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):
+            return {f.name: conv(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, (list, tuple)):
+            return [conv(x) for x in v]
+        return v
+
+    return conv(cfg)
+
+
+def _type_name(tp: Any) -> str:
+    if get_origin(tp) is Literal:
+        return " | ".join(repr(a) for a in get_args(tp))
+    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
+
+
+def _coerce(value: Any, tp: Any, key: str, source: str | None) -> Any:
+    """Check ``value`` against the annotation ``tp``; ints are accepted for floats."""
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, key, source)
+            except ConfigError as e:
+                errors.append(e)
+        raise ConfigError(f"config key '{key}' has value {value!r}, expected {_type_name(tp)}", source,
+                          f"set '{key}' to a value of type {' or '.join(_type_name(a) for a in args)}")
+    if origin is Literal:
+        if value in get_args(tp):
+            return value
+        raise ConfigError(f"config key '{key}' has value {value!r}, expected one of {_type_name(tp)}", source,
+                          f"use one of {_type_name(tp)}")
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key '{key}' has value {value!r}, expected a list", source,
+                              f"write '{key}' as a list, e.g. [1, 2, 3]")
+        args = get_args(tp)
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(args) != len(value):
+                raise ConfigError(f"config key '{key}' needs {len(args)} values, got {len(value)}", source,
+                                  f"give exactly {len(args)} values")
+            return tuple(_coerce(v, a, key, source) for v, a in zip(value, args))
+        inner = args[0] if args else Any
+        out = [_coerce(v, inner, key, source) for v in value]
+        return tuple(out) if origin is tuple else out
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{key}' must be a mapping of options", source,
+                              f"write '{key}:' followed by indented 'name: value' lines")
+        return from_dict(tp, value, source=source, prefix=key + ".")
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif isinstance(tp, type) and isinstance(value, tp):
+        return value
+    raise ConfigError(f"config key '{key}' has value {value!r}, expected {_type_name(tp)}", source,
+                      f"set '{key}' to a {_type_name(tp)}")
+
+
+def from_dict(cls: type[T], data: dict[str, Any] | None, source: str | None = None, prefix: str = "") -> T:
+    """Build the dataclass ``cls`` from a plain dict, checking keys and types.
+
+    Raises:
+        ConfigError: an unknown key (with the list of known ones) or a value of the wrong type.
+    """
+    data = dict(data or {})
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    kwargs = {}
+    for k, v in data.items():
+        if k not in names:
+            import difflib
+
+            close = difflib.get_close_matches(str(k), names, n=1)
+            hint = f"did you mean '{prefix}{close[0]}'?" if close else f"known keys: {', '.join(names)}"
+            raise ConfigError(f"unknown config key '{prefix}{k}'", source, hint)
+        kwargs[k] = _coerce(v, hints[k], prefix + k, source)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"invalid configuration: {e}", source, "check the values against the documented options")
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``"a.b=3"`` -> (["a", "b"], 3). Values are parsed as YAML scalars/lists."""
+    if "=" not in item:
+        raise ConfigError(f"override '{item}' is not of the form key=value", None, "write --set key=value")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"override '{item}' has an empty key", None, "write --set key=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def set_nested(data: dict[str, Any], path: list[str], value: Any) -> None:
+    node = data
+    for p in path[:-1]:
+        nxt = node.get(p)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            node[p] = nxt
+        node = nxt
+    node[path[-1]] = value
+
+
+def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML preset with the safe loader; the top level must be a mapping."""
+    p = os.fspath(path)
+    if not os.path.isfile(p):
+        raise ConfigError("config file not found", p, "check the path, or pick a preset from configs/")
+    try:
+        with open(p, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh)
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ConfigError(f"not valid YAML ({msg})", p, "fix the YAML syntax")
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError("top level must be a mapping of options", p, "write 'key: value' lines")
+    return data
+
+
+__all__ = ["from_dict", "to_dict", "load_yaml", "parse_override", "set_nested", "typing"]

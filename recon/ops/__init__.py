@@ -1,0 +1,1 @@
+"""Small pure functions: kNN, voxel hashing, sampling, transforms."""
