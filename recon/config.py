@@ -75,6 +75,10 @@ def _coerce(value: Any, tp: Any, key: str, source: str | None) -> Any:
         inner = args[0] if args else Any
         out = [_coerce(v, inner, key, source) for v in value]
         return tuple(out) if origin is tuple else out
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key '{key}' must be a mapping", source, f"write '{key}:' followed by 'name: value' lines")
+        return dict(value)
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"config key '{key}' must be a mapping of options", source,
