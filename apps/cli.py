@@ -1,0 +1,336 @@
+"""The ``recon`` command line.
+
+Every subcommand is a thin layer over the library. User mistakes raise
+:class:`recon.errors.ReconError`; :func:`main` prints them as one line on stderr and
+exits with status 2, without a traceback and without writing any output file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from recon.errors import ConfigError, ReconError
+
+app = typer.Typer(
+    name="recon",
+    help="3D surface reconstruction from point clouds (and posed images) with pluggable backends.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+console = Console(stderr=True)
+stdout = Console()
+
+
+class RichProgress:
+    """A :class:`recon.progress.Progress` shown as a rich status line with a bar when fractions are known."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.quiet = not enabled
+        self.enabled = enabled and console.is_terminal
+        self._progress = None
+        self._task = None
+        self._stage = None
+        self._t0 = time.perf_counter()
+
+    def __enter__(self) -> "RichProgress":
+        if self.enabled:
+            from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+                                      TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console,
+                                      transient=True)
+            self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+    def update(self, stage: str, fraction: float | None = None, info: str | None = None) -> None:
+        if self.quiet:
+            return
+        if self._progress is None:
+            if stage != self._stage:
+                console.print(f"[dim]{time.perf_counter() - self._t0:7.1f}s[/dim] {stage}"
+                              + (f" ({info})" if info else ""), highlight=False, soft_wrap=True)
+                self._stage = stage
+            return
+        if stage != self._stage or self._task is None:
+            if self._task is not None:
+                self._progress.remove_task(self._task)
+            self._task = self._progress.add_task(stage, total=None if fraction is None else 1.0, info=info or "")
+            self._stage = stage
+        if fraction is not None:
+            self._progress.update(self._task, total=1.0, completed=min(max(fraction, 0.0), 1.0), info=info or "")
+        elif info is not None:
+            self._progress.update(self._task, info=info)
+
+
+def _parse_xyz(text: str | None, what: str) -> Any:
+    if text is None:
+        return None
+    import numpy as np
+
+    try:
+        vals = [float(v) for v in text.replace(";", ",").split(",")]
+    except ValueError:
+        vals = []
+    if len(vals) != 3:
+        raise ConfigError(f"{what} '{text}' is not three numbers", None, f"write {what} as X,Y,Z, e.g. 0,0,10")
+    return np.asarray(vals, dtype=np.float64)
+
+
+def _check_output(path: Path, kind: str) -> None:
+    from recon.io import SUPPORTED_MESH_EXTENSIONS
+
+    ext = path.suffix.lower()
+    if kind == "mesh" and ext not in {e.lower() for e in ("ply", "obj", "stl", "off", "glb", ".ply", ".obj", ".stl", ".off", ".glb")}:
+        raise ConfigError(f"cannot write a mesh as '{ext or '(no extension)'}'", str(path),
+                          "name the output .ply, .obj, .stl, .off or .glb")
+    parent = path.resolve().parent
+    if not parent.is_dir():
+        raise ConfigError("the output folder does not exist", str(path), f"create {parent} first")
+    del SUPPORTED_MESH_EXTENSIONS
+
+
+def _load_cloud(path: Path, sample: int | None = None):
+    """Read and validate a cloud; returns (cloud, notes about dropped rows etc.)."""
+    from recon.io import load_point_cloud, validate_point_cloud
+
+    cloud = load_point_cloud(path, sample=sample, validate=False)
+    return validate_point_cloud(cloud, path)
+
+
+@app.command()
+def reconstruct(
+    input: Path = typer.Argument(..., help="point cloud or mesh file (ply, pcd, xyz/pts/txt/csv, npy/npz, las/laz, bin, obj/stl/off/glb)"),
+    output: Path = typer.Option(..., "-o", "--output", help="mesh to write (.ply .obj .stl .off .glb)"),
+    backend: Optional[str] = typer.Option(None, "--backend", "-b", help="backend name (see `recon backends`); default from --config, else poisson"),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML preset, e.g. configs/poisson.yaml"),
+    set_: list[str] = typer.Option([], "--set", help="override an option: key=value (repeatable), e.g. --set depth=9 --set normals.k=30"),
+    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda"),
+    sample: Optional[int] = typer.Option(None, "--sample", help="for mesh inputs: use N surface samples with normals instead of the vertices"),
+    ignore_normals: bool = typer.Option(False, "--ignore-normals", help="discard the input's normals and estimate new ones"),
+    detail: Optional[float] = typer.Option(None, "--detail", help="kernel: detail level 0..1 (points per voxel 20..1)"),
+    voxel_size: Optional[float] = typer.Option(None, "--voxel-size", help="kernel: finest voxel size in world units"),
+    chunk_size: Optional[float] = typer.Option(None, "--chunk-size", help="kernel: solve in cubes of this size (world units)"),
+    mise_iter: Optional[int] = typer.Option(None, "--mise-iter", help="kernel: MISE refinement iterations when meshing"),
+    depth: Optional[int] = typer.Option(None, "--depth", help="poisson: octree depth"),
+    json_out: bool = typer.Option(False, "--json", help="print the summary as JSON on stdout"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
+) -> None:
+    """Reconstruct a surface mesh from a point cloud. Missing normals are estimated automatically."""
+    from recon.io import save_mesh
+    from recon.pipeline import load_reconstruct_config, reconstruct as run
+
+    overrides = list(set_)
+    for key, value in (("detail", detail), ("voxel_size", voxel_size), ("chunk_size", chunk_size),
+                       ("mise_iter", mise_iter), ("depth", depth)):
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    cfg, backend_cfg, spec = load_reconstruct_config(str(config) if config else None, overrides, backend, device)
+    _check_output(output, "mesh")
+    t0 = time.perf_counter()
+    with RichProgress(enabled=not quiet) as progress:
+        progress.update("loading", None, str(input))
+        cloud, load_notes = _load_cloud(input, sample=sample)
+        result = run(cloud, config=cfg, backend_config=backend_cfg, ignore_normals=ignore_normals, progress=progress)
+        result.notes[:0] = load_notes
+        progress.update("writing", None, str(output))
+        save_mesh(result.mesh, output)
+    summary = {
+        "input": str(input),
+        "output": str(output),
+        "backend": spec.name,
+        "points": len(cloud),
+        "vertices": result.mesh.n_vertices,
+        "faces": result.mesh.n_faces,
+        "seconds": round(time.perf_counter() - t0, 3),
+        "timings": {k: round(v, 3) for k, v in result.timings.items()},
+        "notes": result.notes,
+        "config": result.config,
+    }
+    solver = getattr(result.field, "solver_info", None)
+    if solver is not None:
+        summary["solver"] = solver if isinstance(solver, dict) else getattr(solver, "__dict__", str(solver))
+    if json_out:
+        stdout.print_json(json.dumps(summary, default=str))
+        return
+    if not quiet:
+        for note in result.notes:
+            console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+        console.print(f"[green]wrote[/green] {output}: {result.mesh.n_vertices:,} vertices, {result.mesh.n_faces:,} faces "
+                      f"from {len(cloud):,} points with '{spec.name}' in {summary['seconds']:.1f} s", highlight=False)
+
+
+@app.command()
+def normals(
+    input: Path = typer.Argument(..., help="point cloud file"),
+    output: Path = typer.Option(..., "-o", "--output", help="point cloud with normals to write (.ply, .npz, .xyz)"),
+    method: str = typer.Option("pca", "--method", "-m", help="normal estimator: pca (or a learned one when registered)"),
+    k: Optional[int] = typer.Option(None, "--k", help="neighbours per point (method default when omitted)"),
+    orient: str = typer.Option("auto", "--orient", help="auto | mst | sensor | none"),
+    sensor: Optional[str] = typer.Option(None, "--sensor", help="one sensor position X,Y,Z for orientation"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """Estimate (and orient) normals and write the cloud with them."""
+    import numpy as np
+
+    from recon.io import save_point_cloud
+    from recon.normals import estimate_normals
+    from recon.ops.transforms import centred_frame
+
+    if orient not in ("auto", "mst", "sensor", "none"):
+        raise ConfigError(f"unknown orientation '{orient}'", None, "use --orient auto, mst, sensor or none")
+    if output.suffix.lower() not in (".ply", ".npz", ".xyz"):
+        raise ConfigError(f"cannot write a point cloud as '{output.suffix or '(no extension)'}'", str(output),
+                          "name the output .ply, .npz or .xyz")
+    sensor_pos = _parse_xyz(sensor, "--sensor")
+    t0 = time.perf_counter()
+    cloud, load_notes = _load_cloud(input)
+    for note in load_notes:
+        if not quiet:
+            console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+    frame = centred_frame(cloud.points)
+    local = frame.to_local(cloud.points)
+    sensors = None
+    if sensor_pos is not None:
+        sensors = frame.to_local(sensor_pos[None, :])[0]
+    elif cloud.sensors is not None:
+        sensors = frame.to_local(cloud.sensors)
+    mode = orient
+    if mode == "auto":
+        mode = "sensor" if sensors is not None else "mst"
+    if mode == "sensor" and sensors is None:
+        raise ConfigError("--orient sensor needs a sensor position", str(input), "pass --sensor X,Y,Z")
+    n = estimate_normals(local, method=method, k=k, orient=mode, sensor=sensors)
+    save_point_cloud(cloud.with_normals(np.asarray(n, dtype=np.float32)), output)
+    if not quiet:
+        console.print(f"[green]wrote[/green] {output}: {len(cloud):,} points with {method} normals "
+                      f"(orient={mode}) in {time.perf_counter() - t0:.1f} s", highlight=False)
+
+
+@app.command()
+def info(
+    input: Path = typer.Argument(..., help="point cloud, mesh or posed-image folder"),
+    json_out: bool = typer.Option(False, "--json", help="print as JSON"),
+) -> None:
+    """Describe a file: counts, bounds, attributes and a guess of its units."""
+    from recon.io import describe
+
+    d = describe(input)
+    if json_out:
+        stdout.print_json(json.dumps(d, default=str))
+        return
+    table = Table(title=str(input), show_header=False, title_justify="left")
+    table.add_column("key", style="bold")
+    table.add_column("value")
+    for k, v in d.items():
+        if isinstance(v, float):
+            v = f"{v:.6g}"
+        elif isinstance(v, (list, tuple)):
+            v = ", ".join(f"{x:.6g}" if isinstance(x, float) else str(x) for x in v) if v and not isinstance(v[0], (list, tuple)) \
+                else "  ".join("(" + ", ".join(f"{x:.6g}" if isinstance(x, float) else str(x) for x in row) + ")" for row in v)
+        table.add_row(str(k), str(v))
+    stdout.print(table)
+
+
+@app.command("eval")
+def eval_(
+    pred: Path = typer.Argument(..., help="reconstructed mesh"),
+    gt: Path = typer.Argument(..., help="ground-truth mesh"),
+    tau: list[float] = typer.Option([0.01], "--tau", help="F-score threshold(s), relative to the GT's longest side unless --absolute"),
+    absolute: bool = typer.Option(False, "--absolute", help="tau in world units"),
+    samples: int = typer.Option(100_000, "--samples", help="surface samples per mesh"),
+    seed: int = typer.Option(0, "--seed"),
+    json_out: bool = typer.Option(False, "--json", help="print as JSON"),
+) -> None:
+    """Compare a mesh with a ground truth: Chamfer-L1, F-score at tau, normal consistency."""
+    from recon.eval import evaluate_meshes
+    from recon.io import load_mesh
+
+    if samples < 100:
+        raise ConfigError(f"--samples {samples} is too few", None, "use at least 100 (default 100000)")
+    if any(t <= 0 for t in tau):
+        raise ConfigError("--tau must be positive", None, "e.g. --tau 0.01")
+    m = evaluate_meshes(load_mesh(pred), load_mesh(gt), n_samples=samples, tau=tau if len(tau) > 1 else tau[0],
+                        relative=not absolute, seed=seed)
+    d = m.to_dict()
+    if json_out:
+        stdout.print_json(json.dumps(d, default=str))
+        return
+    table = Table(title=f"{pred} vs {gt}", title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in d.items():
+        if isinstance(v, dict):
+            for kk, vv in v.items():
+                table.add_row(f"{k}[{kk}]", f"{vv:.6g}" if isinstance(vv, float) else str(vv))
+        else:
+            table.add_row(k, f"{v:.6g}" if isinstance(v, float) else str(v))
+    stdout.print(table)
+
+
+@app.command()
+def backends(json_out: bool = typer.Option(False, "--json", help="print as JSON")) -> None:
+    """List the reconstruction backends, what each needs and whether it can run here."""
+    from recon.registry import backends as all_backends
+
+    rows = []
+    for name, spec in all_backends().items():
+        ok, why = spec.available()
+        rows.append({"name": name, "needs": sorted(spec.requires), "available": ok, "reason": why,
+                     "description": spec.description})
+    if json_out:
+        stdout.print_json(json.dumps(rows))
+        return
+    table = Table(title="backends", title_justify="left")
+    for col in ("name", "needs", "runs here", "description"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], ", ".join(r["needs"]), "yes" if r["available"] else f"no: {r['reason']}", r["description"])
+    stdout.print(table)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app, turning user errors into one line and exit status 2."""
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    try:
+        app(args=argv, standalone_mode=False)
+    except ReconError as e:
+        console.print(f"[bold red]error:[/bold red] {e.one_line()}", highlight=False, soft_wrap=True)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        console.print("[bold red]interrupted[/bold red]: nothing was written", highlight=False)
+        sys.exit(130)
+    except Exception as e:  # click's own exceptions (typer vendors click, so match by name)
+        names = {c.__name__ for c in type(e).__mro__}
+        if "Abort" in names:
+            console.print("[bold red]interrupted[/bold red]: nothing was written", highlight=False)
+            sys.exit(130)
+        if "Exit" in names and hasattr(e, "exit_code"):
+            sys.exit(e.exit_code)
+        if "ClickException" in names:
+            msg = e.format_message()
+            if not msg.strip():  # `recon` alone: help was printed
+                sys.exit(2)
+            ctx = getattr(e, "ctx", None)
+            hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            console.print(f"[bold red]error:[/bold red] {msg}{hint}", highlight=False, soft_wrap=True)
+            sys.exit(2)
+        raise
+
+
+if __name__ == "__main__":
+    main()
