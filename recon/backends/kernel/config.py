@@ -1,0 +1,74 @@
+"""Options of the kernel (NKSR-style, training-free) backend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from recon.errors import ConfigError
+
+
+@dataclass
+class KernelConfig:
+    """Kernel surface reconstruction options (defaults are the recommended values)."""
+
+    # Finest voxel edge in world units; None derives it from `detail` and the point density.
+    voxel_size: float | None = None
+    # 0..1: target points per finest voxel, 20 at 0 (smooth, noise robust) .. 1 at 1 (fine detail).
+    detail: float = 0.6
+    # Number of hierarchy levels; voxel size doubles per level.
+    depth: int = 4
+    # Normals are fitted at the voxel centres of levels < adaptive_depth.
+    adaptive_depth: int = 2
+    # Dilate levels >= this by one voxel so the field extends beyond the data (None: no dilation).
+    dilate_from: int | None = None
+    # Chunk (tile) edge in world units for out-of-core solving; None = one chunk.
+    chunk_size: float | None = None
+    # Tile overlap as a fraction of chunk_size (at least 4 finest voxels are used).
+    overlap: float = 0.05
+    # Relative residual at which CG stops.
+    solver_tol: float = 1e-5
+    # CG iteration cap; a warning is issued and field.solver_info.converged is False beyond it.
+    solver_max_iter: int = 2000
+    # CG preconditioner.
+    preconditioner: Literal["jacobi", "multilevel"] = "jacobi"
+    # Meshing: MISE refinement iterations (sharper surface, more time).
+    mise_iter: int = 0
+    # Meshing: subdivisions of each finest voxel.
+    upsample: int = 1
+    # Faces farther than this many finest voxels from every input point are removed.
+    trim_distance: float = 2.0
+    # Weight of f(x_i) = 0 at the points (divided by the number of points).
+    pos_weight: float = 1e4
+    # Weight of grad f = n at the fine voxel centres (divided by the number of centres).
+    normal_weight: float = 1e4
+    # Weight of the kernel (Gram) regulariser alpha^T K alpha.
+    reg_weight: float = 1.0
+    # Voxels whose splatted mean normal is shorter than this are not constrained.
+    normal_min_norm: float = 0.3
+    # Compute device: "auto" picks CUDA when available.
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # Memory guard: refuse hierarchies estimated above this many voxels (all levels).
+    max_voxels: int = 20_000_000
+
+    def __post_init__(self) -> None:
+        if self.voxel_size is not None and not self.voxel_size > 0:
+            raise ConfigError(f"voxel_size must be positive, got {self.voxel_size}", None, "set voxel_size > 0 or null")
+        if not 0.0 <= self.detail <= 1.0:
+            raise ConfigError(f"detail must be in [0, 1], got {self.detail}", None, "set detail between 0 and 1")
+        if not 1 <= self.depth <= 8:
+            raise ConfigError(f"depth must be in 1..8, got {self.depth}", None, "use depth 4")
+        if not 1 <= self.adaptive_depth <= self.depth:
+            raise ConfigError("adaptive_depth must be in 1..depth", None, "use adaptive_depth 2")
+        if self.chunk_size is not None and not self.chunk_size > 0:
+            raise ConfigError(f"chunk_size must be positive, got {self.chunk_size}", None, "set chunk_size > 0 or null")
+        if not 0.0 <= self.overlap < 0.5:
+            raise ConfigError(f"overlap must be in [0, 0.5), got {self.overlap}", None, "use overlap 0.05")
+        if self.solver_tol <= 0 or self.solver_max_iter < 1:
+            raise ConfigError("solver_tol must be > 0 and solver_max_iter >= 1", None, "use 1e-5 and 2000")
+        if self.upsample < 1 or self.mise_iter < 0:
+            raise ConfigError("upsample must be >= 1 and mise_iter >= 0", None, "use upsample 1, mise_iter 0")
+        if min(self.pos_weight, self.normal_weight) <= 0 or self.reg_weight < 0:
+            raise ConfigError("weights must be positive (reg_weight >= 0)", None, "use the defaults")
+        if self.max_voxels < 1000:
+            raise ConfigError(f"max_voxels too small: {self.max_voxels}", None, "use at least 1000")

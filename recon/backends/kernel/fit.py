@@ -1,0 +1,98 @@
+"""One solve: points + normals (local frame, world units) -> KernelField."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+
+import numpy as np
+import torch
+
+from recon.backends.kernel.config import KernelConfig
+from recon.backends.kernel.field import KernelField
+from recon.backends.kernel.solver import jacobi, matvec_operator, pcg
+from recon.backends.kernel.splat import splat_normals
+from recon.backends.kernel.svh import build_hierarchy
+from recon.backends.kernel.system import NormalConstraints, assemble
+from recon.errors import InputError
+from recon.progress import NULL_PROGRESS, Progress
+
+log = logging.getLogger(__name__)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def fit_field(points: torch.Tensor, normals: torch.Tensor, voxel_size: float, config: KernelConfig, *,
+              offset: np.ndarray | None = None, progress: Progress = NULL_PROGRESS) -> KernelField:
+    """Build the hierarchy, assemble, solve; return the field.
+
+    Args:
+        points: (N, 3) float32 positions in a local frame (world units), on the compute device.
+        normals: (N, 3) float32 outward unit normals, same device.
+        voxel_size: finest voxel edge h, world units.
+        config: the options.
+        offset: (3,) float64 world position of the local origin (default zeros).
+        progress: progress reporter.
+
+    Returns:
+        The solved :class:`KernelField` (on the same device as ``points``).
+
+    Raises:
+        InputError: no usable normal constraint (e.g. all normals cancel out).
+    """
+    dev = points.device
+    times: dict[str, float] = {}
+    t = time.perf_counter()
+    u = points / voxel_size
+    progress.update("kernel: voxel hierarchy")
+    levels = build_hierarchy(u, config.depth, config.dilate_from)
+    constraints = []
+    for d in range(min(config.adaptive_depth, config.depth)):
+        idx, tgt = splat_normals(u, normals, levels[d], config.normal_min_norm)
+        constraints.append(NormalConstraints(d, idx, tgt))
+    _sync(dev)
+    times["hierarchy"] = time.perf_counter() - t
+    if sum(len(c.index) for c in constraints) == 0:
+        raise InputError("no usable normals: the splatted normals cancel out everywhere (inconsistent orientation?)",
+                         None, "orient the normals consistently (outward) or let the tool estimate them")
+    t = time.perf_counter()
+    progress.update("kernel: assembly")
+    system = assemble(u, levels, constraints, pos_weight=config.pos_weight, normal_weight=config.normal_weight,
+                      reg_weight=config.reg_weight)
+    _sync(dev)
+    times["assembly"] = time.perf_counter() - t
+    t = time.perf_counter()
+    progress.update("kernel: solve")
+    x, info = solve_system(system, config)
+    times["solve"] = time.perf_counter() - t
+    if not bool(torch.isfinite(x).all()):
+        raise InputError("the linear solve produced non-finite values (degenerate input?)", None,
+                         "check the points and normals for duplicates/NaN or raise voxel_size")
+    if not info.converged:
+        msg = (f"kernel solver did not converge: relative residual {info.residual:.2e} after {info.iterations} "
+               f"iterations (tol {config.solver_tol:g}); raise solver_max_iter or solver_tol")
+        warnings.warn(msg, RuntimeWarning, stacklevel=2)
+        log.warning(msg)
+    alphas = [x[system.offsets[d]:system.offsets[d + 1]].contiguous() for d in range(len(levels))]
+    return KernelField(levels, alphas, voxel_size, np.zeros(3) if offset is None else offset,
+                       points.detach().cpu().numpy(), info, mise_iter=config.mise_iter, upsample=config.upsample,
+                       trim_distance=config.trim_distance, timings=times)
+
+
+def solve_system(system, config: KernelConfig):
+    """PCG on the assembled system with the configured preconditioner."""
+    mv = matvec_operator(system.matrix)
+    if config.preconditioner == "multilevel":
+        from recon.backends.kernel.precond import multilevel_preconditioner
+
+        pre = multilevel_preconditioner(system)
+    else:
+        pre = jacobi(system.diagonal)
+    x, info = pcg(mv, system.rhs, pre, tol=config.solver_tol, max_iter=config.solver_max_iter,
+                  check_every=1 if system.rhs.device.type == "cpu" else 10)
+    info.preconditioner = config.preconditioner
+    return x, info
