@@ -178,7 +178,7 @@ def reconstruct(
 def normals(
     input: Path = typer.Argument(..., help="point cloud file"),
     output: Path = typer.Option(..., "-o", "--output", help="point cloud with normals to write (.ply, .npz, .xyz)"),
-    method: str = typer.Option("pca", "--method", "-m", help="normal estimator: pca (or a learned one when registered)"),
+    method: str = typer.Option("pca", "--method", "-m", help="normal estimator: pca (kNN PCA) or hdfe (learned patch encoder)"),
     k: Optional[int] = typer.Option(None, "--k", help="neighbours per point (method default when omitted)"),
     orient: str = typer.Option("auto", "--orient", help="auto | mst | sensor | none"),
     sensor: Optional[str] = typer.Option(None, "--sensor", help="one sensor position X,Y,Z for orientation"),
@@ -301,6 +301,24 @@ def backends(json_out: bool = typer.Option(False, "--json", help="print as JSON"
     for r in rows:
         table.add_row(r["name"], ", ".join(r["needs"]), "yes" if r["available"] else f"no: {r['reason']}", r["description"])
     stdout.print(table)
+
+
+train_app = typer.Typer(help="Train the project's learned components (resumable, seeded).", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("normals")
+def train_normals(
+    config: Path = typer.Option(Path("configs/normals-hdfe.yaml"), "--config", "-c", help="training config (YAML)"),
+    fresh: bool = typer.Option(False, "--fresh", help="ignore an existing checkpoint and start over"),
+) -> None:
+    """Train the HDFE normal-estimation head; Ctrl-C checkpoints, re-running resumes."""
+    from recon.normals.hdfe.train import train
+
+    if not config.is_file():
+        raise ConfigError("training config not found", str(config), "pass --config configs/normals-hdfe.yaml")
+    out = train(str(config), resume=not fresh, log=lambda line: console.print(line, highlight=False, soft_wrap=True))
+    console.print(f"[green]wrote[/green] {out}", highlight=False)
 
 
 def main(argv: list[str] | None = None) -> None:
