@@ -122,19 +122,9 @@ def _entry_point_specs() -> list[BackendSpec]:
     return specs
 
 
-def _module_exists(spec: BackendSpec) -> bool:
-    module = spec.target.partition(":")[0]
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
-
-
 def backends() -> dict[str, BackendSpec]:
     """All registered backends by name (built-ins first, then plugins)."""
-    import importlib.util  # noqa: F401 - used by _module_exists
-
-    out = {s.name: s for s in BUILTIN_BACKENDS if _module_exists(s)}
+    out = {s.name: s for s in BUILTIN_BACKENDS}
     for s in _entry_point_specs():
         out.setdefault(s.name, s)
     return out
