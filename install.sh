@@ -11,7 +11,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 need_apt=()
 # Open3D fails with "libusb-1.0.so.0: cannot open shared object file" without libusb;
 # VTK (pyvista) and Open3D need GL/EGL and X render libraries even off-screen.
-for pkg in libusb-1.0-0 libgl1 libegl1 libxrender1 libxext6 libgomp1; do
+# chromium and xvfb serve the viewer's browser and real-window tests.
+for pkg in libusb-1.0-0 libgl1 libegl1 libxrender1 libxext6 libgomp1 chromium xvfb; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 PY=${PYTHON:-python3}
@@ -31,5 +32,5 @@ $VPY -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
 if ! $VPY -c "import torch" >/dev/null 2>&1; then
   $VPY -m pip install -q torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
 fi
-$VPY -m pip install -q -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+$VPY -m pip install -q -e ".[test,web]" 2>&1 | grep -v "^WARNING: Location" || true
 $VPY -c "import recon, open3d, torch, trimesh, pyvista; print('recon', recon.__version__, '| torch', torch.__version__, '| open3d', open3d.__version__)"

@@ -306,6 +306,10 @@ def backends(json_out: bool = typer.Option(False, "--json", help="print as JSON"
 train_app = typer.Typer(help="Train the project's learned components (resumable, seeded).", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 
+from recon_apps.viewer.cli import register as register_view  # noqa: E402  (imports only typer and recon.errors)
+
+register_view(app)
+
 
 @train_app.command("normals")
 def train_normals(

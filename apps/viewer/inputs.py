@@ -1,0 +1,77 @@
+"""Reading what the viewer shows, and telling whether a window can be opened."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from recon.errors import InputError, ReconError
+from recon.types import Cameras, Mesh, PointCloud, Views
+
+# Objects that can be passed to the viewer instead of a path.
+VIEWABLE_TYPES = (PointCloud, Mesh, Cameras, Views)
+
+
+def has_display(environ: dict[str, str] | None = None, platform: str | None = None) -> bool:
+    """Whether an on-screen window can be opened: on Linux (and other X11 systems) only with
+    ``DISPLAY`` or ``WAYLAND_DISPLAY`` set; macOS and Windows always have one."""
+    env = os.environ if environ is None else environ
+    plat = sys.platform if platform is None else platform
+    if plat.startswith(("win", "darwin", "cygwin")):
+        return True
+    return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
+
+
+def load_input(path: str | os.PathLike) -> PointCloud | Mesh:
+    """A mesh if the file has faces, otherwise a validated point cloud.
+
+    Raises:
+        InputError: the file is missing, a folder, of an unknown kind or unreadable
+            (the message names the file).
+    """
+    from recon.io import SUPPORTED_MESH_EXTENSIONS, SUPPORTED_POINT_EXTENSIONS, load_mesh, validate_point_cloud
+    from recon.io.formats import read_any
+
+    p = Path(path)
+    if p.is_dir():
+        raise InputError("is a folder; the viewer shows point cloud and mesh files (posed-image folders are not supported yet)",
+                         p, "pass a .ply, .obj or other point/mesh file")
+    if not p.exists():
+        raise InputError("no such file", p, "check the path")
+    ext = p.suffix.lower()
+    if ext not in SUPPORTED_POINT_EXTENSIONS and ext not in SUPPORTED_MESH_EXTENSIONS:
+        raise InputError(f"the viewer cannot show '{ext or '(no extension)'}' files", p,
+                         f"pass one of {', '.join(sorted(set(SUPPORTED_POINT_EXTENSIONS) | set(SUPPORTED_MESH_EXTENSIONS)))}")
+    try:
+        if ext in SUPPORTED_MESH_EXTENSIONS and ext != ".ply":
+            from recon.io.meshes import read_mesh_any
+
+            mesh, _ = read_mesh_any(p)
+            if mesh.n_faces > 0:
+                return mesh
+        cloud, details = read_any(p)
+        if details.get("mesh_faces"):
+            return load_mesh(p)
+        cloud, _ = validate_point_cloud(cloud, p)
+        return cloud
+    except ReconError:
+        raise
+    except Exception as e:  # a reader bug must still name the file
+        raise InputError(f"the viewer cannot read this file ({type(e).__name__}: {e})", p,
+                         "check the file opens in another viewer") from None
+
+
+def resolve(item: Any) -> tuple[str, Any]:
+    """``(label, object)`` for a path, an already loaded recon object or a ``(label, object)`` pair."""
+    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
+        label, obj = item
+        return (label, obj) if isinstance(obj, VIEWABLE_TYPES) else (label, load_input(obj))
+    if isinstance(item, VIEWABLE_TYPES):
+        label = getattr(item, "source", None) or type(item).__name__
+        return str(label), item
+    return Path(item).name, load_input(item)
+
+
+__all__ = ["VIEWABLE_TYPES", "has_display", "load_input", "resolve"]

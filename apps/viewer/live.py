@@ -1,0 +1,173 @@
+"""A view that follows a running reconstruction (for ``recon reconstruct ... --view``).
+
+VTK windows must be drawn from the thread that created them, while reconstruction
+progress arrives from wherever the backend runs. So :meth:`LiveView.update` only stores
+the newest mesh / points / text under a lock (safe from any thread, cheap), and
+:meth:`LiveView.refresh` draws it on the owner thread, at most once every ``interval``
+seconds. :meth:`LiveView.run` does the usual thing: the work in a background thread,
+the polling on the calling thread. Without a display (or with ``off_screen=True``) each
+refresh writes a PNG ``snapshot`` instead of drawing a window (no pyvistaqt needed).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence, TypeVar
+
+import numpy as np
+
+from recon.types import Mesh, PointCloud
+
+T = TypeVar("T")
+
+
+class LiveView:
+    """Refreshing window (or PNG snapshot) of a mesh, a point cloud and a status text.
+
+    Args:
+        interval: minimum seconds between two redraws.
+        off_screen: no window; None: off-screen exactly when there is no display.
+        snapshot: PNG written at every redraw (off-screen mode; optional with a window).
+        window_size: pixels.
+        up: the world's up axis for the camera.
+        clock: seconds, monotonic (tests pass a fake one).
+    """
+
+    def __init__(self, *, interval: float = 2.0, off_screen: bool | None = None, snapshot: str | Path | None = None,
+                 window_size: tuple[int, int] = (800, 640), up: Sequence[float] = (0.0, 0.0, 1.0),
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        from recon_apps.viewer.inputs import has_display
+
+        self.interval = float(interval)
+        self.off_screen = (not has_display()) if off_screen is None else bool(off_screen)
+        self.snapshot = None if snapshot is None else Path(snapshot)
+        self.window_size = window_size
+        self.up = np.asarray(up, dtype=np.float64)
+        self.clock = clock
+        self.draws = 0
+        self._lock = threading.Lock()
+        self._pending: dict[str, Any] = {}
+        self._owner = threading.get_ident()
+        self._last_draw: float | None = None
+        self._plotter: Any = None
+        self._camera_set = False
+
+    # ------------------------------------------------------------ any thread
+
+    def update(self, mesh: Mesh | None = None, points: PointCloud | np.ndarray | None = None,
+               text: str | None = None) -> None:
+        """Record the newest state (None leaves that part as it is). Safe from any thread;
+        on the owner thread it also redraws when ``interval`` has passed."""
+        with self._lock:
+            if mesh is not None:
+                self._pending["mesh"] = mesh
+            if points is not None:
+                self._pending["points"] = points if isinstance(points, PointCloud) else PointCloud(points)
+            if text is not None:
+                self._pending["text"] = text
+        if threading.get_ident() == self._owner:
+            self.refresh()
+
+    # ------------------------------------------------------------ owner thread
+
+    def due(self) -> bool:
+        """Whether something is pending and ``interval`` has passed since the last redraw."""
+        with self._lock:
+            if not self._pending:
+                return False
+        return self._last_draw is None or self.clock() - self._last_draw >= self.interval
+
+    def refresh(self, force: bool = False) -> bool:
+        """Draw the pending state if due (or ``force``); owner thread only. Returns whether it drew."""
+        if threading.get_ident() != self._owner:
+            raise RuntimeError("LiveView.refresh must run on the thread that created the view")
+        if not (force or self.due()):
+            return False
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if not pending:
+            return False
+        self._draw(pending)
+        self._last_draw = self.clock()
+        self.draws += 1
+        return True
+
+    def _ensure_plotter(self) -> Any:
+        if self._plotter is None:
+            import pyvista as pv
+
+            from recon_apps.viewer.app import BACKGROUND, _quiet_vtk_without_display
+
+            if self.off_screen:
+                _quiet_vtk_without_display()
+            self._plotter = pv.Plotter(off_screen=self.off_screen, window_size=list(self.window_size),
+                                       title="recon: reconstructing")
+            self._plotter.set_background(BACKGROUND)
+            if not self.off_screen:
+                self._plotter.show(interactive_update=True, auto_close=False)
+        return self._plotter
+
+    def _draw(self, pending: dict[str, Any]) -> None:
+        from recon_apps.viewer.app import TEXT_COLOR
+        from recon_apps.viewer.scene import SceneOptions, layers_for
+
+        plotter = self._ensure_plotter()
+        options = SceneOptions(color_by="auto", point_size=2.0)
+        for key in ("points", "mesh"):
+            if key in pending:
+                layer = layers_for(pending[key], key, options)[0]
+                kw = layer.add_mesh_kwargs()
+                if "show_scalar_bar" in kw:
+                    kw["show_scalar_bar"] = False  # bars would pile up across redraws
+                plotter.add_mesh(layer.dataset, name=f"live-{key}", render=False, **kw)
+        if "text" in pending:
+            plotter.add_text(pending["text"], position="upper_left", font_size=10, color=TEXT_COLOR, name="live-text")
+        if not self._camera_set and ("mesh" in pending or "points" in pending):
+            plotter.view_vector(self.up + (1.0 - np.abs(self.up)), viewup=self.up, render=False)
+            plotter.reset_camera(render=False)
+            self._camera_set = True
+        if self.off_screen:
+            plotter.render()
+        else:
+            plotter.update()
+        if self.snapshot is not None:
+            plotter.screenshot(str(self.snapshot))
+
+    def image(self) -> np.ndarray | None:
+        """The last drawn frame as (H, W, 3) uint8, or None before the first redraw."""
+        if self._plotter is None:
+            return None
+        return np.asarray(self._plotter.screenshot(return_img=True))[..., :3]
+
+    def run(self, work: Callable[["LiveView"], T], poll: float = 0.05) -> T:
+        """Run ``work(self)`` in a background thread while refreshing here; returns its result
+        (re-raises its exception) after a final forced redraw."""
+        result: dict[str, Any] = {}
+
+        def target() -> None:
+            try:
+                result["value"] = work(self)
+            except BaseException as e:  # handed to the caller below
+                result["error"] = e
+
+        thread = threading.Thread(target=target, name="recon-live-work", daemon=True)
+        thread.start()
+        while thread.is_alive():
+            self.refresh()
+            if self._plotter is not None and not self.off_screen:
+                self._plotter.update()
+            thread.join(poll)
+        self.refresh(force=True)
+        if "error" in result:
+            raise result["error"]
+        return result.get("value")  # type: ignore[return-value]
+
+    def close(self) -> None:
+        if self._plotter is not None:
+            self._plotter.close()
+            self._plotter = None
+
+
+__all__ = ["LiveView"]

@@ -1,0 +1,96 @@
+"""LiveView off-screen: throttled redraws, thread-safe updates, snapshots."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import trimesh
+
+from recon.types import Mesh
+from recon_apps.viewer.app import BACKGROUND
+from recon_apps.viewer.live import LiveView
+
+BG = np.array([int(BACKGROUND[i:i + 2], 16) for i in (1, 3, 5)])
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def sphere(radius: float) -> Mesh:
+    s = trimesh.creation.icosphere(2, radius=radius)
+    return Mesh(s.vertices, s.faces)
+
+
+def share(img: np.ndarray) -> float:
+    return float((np.abs(img.astype(int) - BG).sum(axis=-1) > 24).mean())
+
+
+def test_redraws_at_most_every_interval(tmp_path):
+    clock = FakeClock()
+    live = LiveView(interval=2.0, off_screen=True, snapshot=tmp_path / "live.png", window_size=(160, 120), clock=clock)
+    try:
+        live.update(mesh=sphere(1.0), text="iteration 1")
+        assert live.draws == 1 and (tmp_path / "live.png").is_file()
+        first = share(live.image())
+        for i in range(5):  # a burst within the interval: stored, not drawn
+            clock.t += 0.3
+            live.update(mesh=sphere(0.5), text=f"iteration {i + 2}")
+        assert live.draws == 1
+        clock.t += 1.0  # 2.5 s since the first draw
+        assert live.refresh() is True and live.draws == 2
+        assert live.refresh() is False  # nothing pending
+        # camera was set on the first frame only, so the smaller sphere covers less
+        assert share(live.image()) < 0.5 * first
+    finally:
+        live.close()
+
+
+def test_background_thread_updates_are_drawn_by_the_owner(tmp_path):
+    clock = FakeClock()
+    live = LiveView(interval=1.0, off_screen=True, window_size=(160, 120), clock=clock)
+    try:
+        t = threading.Thread(target=lambda: live.update(points=np.random.default_rng(0).normal(size=(500, 3))))
+        t.start()
+        t.join()
+        assert live.draws == 0 and live.due()
+        with pytest.raises(RuntimeError, match="thread that created"):
+            err: list[BaseException] = []
+            th = threading.Thread(target=lambda: err.append(_catch(live.refresh)))
+            th.start()
+            th.join()
+            raise err[0]
+        assert live.refresh() and live.draws == 1
+        assert share(live.image()) > 0.01
+    finally:
+        live.close()
+
+
+def _catch(fn):
+    try:
+        fn()
+    except BaseException as e:  # noqa: BLE001
+        return e
+    return None
+
+
+def test_run_polls_while_work_runs_in_a_thread(tmp_path):
+    live = LiveView(interval=0.0, off_screen=True, snapshot=tmp_path / "s.png", window_size=(160, 120))
+    try:
+        def work(view: LiveView) -> int:
+            for r in (0.4, 0.7, 1.0):
+                view.update(mesh=sphere(r), text=f"radius {r}")
+            return 42
+
+        assert live.run(work) == 42
+        assert live.draws >= 1 and (tmp_path / "s.png").is_file()
+        with pytest.raises(ValueError, match="boom"):
+            live.run(lambda view: (_ for _ in ()).throw(ValueError("boom")))
+    finally:
+        live.close()
