@@ -27,7 +27,7 @@ from recon.progress import NULL_PROGRESS, Progress
 from recon.registry import BackendSpec, get_backend
 from recon.types import Mesh, PointCloud
 
-DEFAULT_BACKEND = "poisson"
+DEFAULT_BACKEND = "kernel"
 
 
 @dataclass

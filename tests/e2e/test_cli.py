@@ -58,6 +58,29 @@ def test_reconstruct_sample_with_poisson(tmp_path):
     assert np.median(d) < 0.01, np.median(d)
 
 
+def test_reconstruct_sample_with_default_kernel_backend(tmp_path):
+    out = tmp_path / "mesh.obj"
+    proc = run("reconstruct", SAMPLE, "-o", out, "--json", "-q")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["backend"] == "kernel"
+    assert summary["solver"]["converged"] is True
+    from recon.synthetic import mug
+
+    v = np.asarray(trimesh.load(out, force="mesh").vertices)
+    d = np.abs(mug()(v))
+    # the noise is sigma 0.003 on a 1-unit object: the fitted surface must sit well inside it
+    assert np.median(d) < 0.002, np.median(d)
+    assert np.percentile(d, 95) < 0.006
+    # trimming keeps the mesh near the data: nothing invented far from the scan
+    from scipy.spatial import cKDTree
+
+    from recon.io import load_point_cloud
+
+    dist, _ = cKDTree(load_point_cloud(SAMPLE).points).query(v)
+    assert dist.max() < 0.06
+
+
 def test_reconstruct_sphere_with_config_and_overrides(tmp_path, rng):
     pts, nrm = sphere_points(20_000, rng)
     src = write_xyz(tmp_path / "sphere.xyz", pts, nrm)
