@@ -128,7 +128,16 @@ def estimate_normals(
     if orient == "sensor":
         normals = orient_towards_sensor(p, normals, s)
     elif orient == "mst":
-        normals = orient_mst(p, normals, k_orient, neighbors=idx, sensor=s)  # type: ignore[assignment]
+        if method == "pca":
+            normals = orient_mst(p, normals, k_orient, neighbors=idx, sensor=s)  # type: ignore[assignment]
+        else:
+            # Sign propagation is most reliable on smooth normals: orient PCA normals over the
+            # same graph, then give each learned normal the sign of its oriented PCA normal.
+            # (Propagating over sharper learned normals flipped whole parts, e.g. buddha.)
+            guide = pca_normals(p, k=clip_k(PCA_K, n_pts), neighbors=idx)
+            guide = orient_mst(p, guide, k_orient, neighbors=idx, sensor=s)
+            flip = np.einsum("ij,ij->i", normals, guide) < 0
+            normals = np.where(flip[:, None], -normals, normals).astype(np.float32)
     out = np.empty_like(normals)
     out[order] = normals
     return out
