@@ -122,11 +122,13 @@ class FusedField:
     def extract_mesh(self, mise_iter: int | None = None, upsample: int | None = None, trim: bool = True,
                      level: float = 0.0, trim_distance: float | None = None) -> Mesh:
         """Mesh once over the union of the tiles' finest cells (see KernelField.extract_mesh)."""
+        from recon.backends.kernel.fit import torch_threads
         from recon.backends.kernel.meshing import mesh_field
 
-        return mesh_field(self, self.cells(), mise_iter=self.mise_iter if mise_iter is None else mise_iter,
-                          upsample=self.upsample if upsample is None else upsample, trim=trim, level=level,
-                          trim_distance=self.trim_distance if trim_distance is None else trim_distance)
+        with torch_threads(getattr(self.fields[0], "threads", None) if self.fields else None):
+            return mesh_field(self, self.cells(), mise_iter=self.mise_iter if mise_iter is None else mise_iter,
+                              upsample=self.upsample if upsample is None else upsample, trim=trim, level=level,
+                              trim_distance=self.trim_distance if trim_distance is None else trim_distance)
 
 
 def fit_chunked(points: np.ndarray, normals: np.ndarray, voxel_size: float, chunk_size: float, overlap: float,

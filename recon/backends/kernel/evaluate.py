@@ -27,7 +27,7 @@ def evaluate_levels(u: torch.Tensor, levels: list[VoxelLevel], alphas: list[torc
         if len(lv) == 0:
             continue
         out = level_stencil(u, lv.level, grad)
-        idx = lv.lookup(out[0][:, None, :] + off[None])  # (K, 27)
+        idx = lv.lookup_offsets(out[0], off)  # (K, 27)
         coef = torch.where(idx >= 0, a[idx.clamp_min(0)], torch.zeros((), dtype=a.dtype, device=a.device))
         f += (coef * out[1]).sum(1)
         if grad:

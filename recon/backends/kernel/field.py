@@ -34,11 +34,12 @@ class KernelField:
         points: (N, 3) float32 input points in the local frame (world units), for trimming.
         solver_info: outcome of the linear solve.
         mise_iter, upsample, trim_distance: meshing defaults (trim distance in finest voxels).
+        threads: torch CPU threads used while meshing (see ``KernelConfig.threads``).
     """
 
     def __init__(self, levels: list[VoxelLevel], alphas: list[torch.Tensor], voxel_size: float, offset: np.ndarray,
                  points: np.ndarray, solver_info: SolverInfo, *, mise_iter: int = 0, upsample: int = 1,
-                 trim_distance: float = 2.0, timings: dict[str, float] | None = None):
+                 trim_distance: float = 2.0, timings: dict[str, float] | None = None, threads: int | None = 1):
         self.levels = levels
         self.alphas = alphas
         self.voxel_size = float(voxel_size)
@@ -49,6 +50,7 @@ class KernelField:
         self.upsample = upsample
         self.trim_distance = trim_distance
         self.timings = dict(timings or {})
+        self.threads = threads
 
     @property
     def device(self) -> torch.device:
@@ -118,8 +120,10 @@ class KernelField:
             level: iso-value (world units).
             trim_distance: override of the trim distance (finest voxels).
         """
+        from recon.backends.kernel.fit import torch_threads
         from recon.backends.kernel.meshing import mesh_field
 
-        return mesh_field(self, self.cells(), mise_iter=self.mise_iter if mise_iter is None else mise_iter,
-                          upsample=self.upsample if upsample is None else upsample, trim=trim, level=level,
-                          trim_distance=self.trim_distance if trim_distance is None else trim_distance)
+        with torch_threads(self.threads, self.device):
+            return mesh_field(self, self.cells(), mise_iter=self.mise_iter if mise_iter is None else mise_iter,
+                              upsample=self.upsample if upsample is None else upsample, trim=trim, level=level,
+                              trim_distance=self.trim_distance if trim_distance is None else trim_distance)

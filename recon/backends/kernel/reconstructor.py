@@ -91,7 +91,7 @@ class KernelReconstructor:
         offset = 0.5 * (lo + hi)
         local = p - offset
         pt = torch.from_numpy(local.astype(np.float32)).to(device)
-        h = cfg.voxel_size if cfg.voxel_size is not None else voxel_size_from_detail(pt, cfg.detail)
+        h = cfg.voxel_size if cfg.voxel_size is not None else voxel_size_from_detail(pt, cfg.detail, min_resolution=cfg.min_resolution)
         if not np.isfinite(h) or h <= 0 or float(np.max(hi - lo)) <= 0:
             raise InputError("all points coincide: nothing to reconstruct")
         mesh_kw = dict(mise_iter=cfg.mise_iter, upsample=cfg.upsample, trim_distance=cfg.trim_distance)

@@ -38,7 +38,7 @@ def splat_normals(u: torch.Tensor, normals: torch.Tensor, level: VoxelLevel, min
         fr = g - lo
         # (n, 8) trilinear weights of the corners {0,1}^3
         wc = torch.where(corners[None].bool(), fr[:, None, :], 1 - fr[:, None, :]).prod(-1)
-        idx = level.lookup(lo.to(torch.int64)[:, None, :] + corners[None])  # all present by construction
+        idx = level.lookup_offsets(lo.to(torch.int64), corners)  # all present by construction
         ok = idx >= 0
         idx, wc = idx[ok], wc[ok]
         nrm = normals[i:i + batch, None, :].expand(-1, 8, -1)[ok]

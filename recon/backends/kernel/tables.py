@@ -74,3 +74,39 @@ def gram_stencil() -> torch.Tensor:
 
     b = bspline(OFFSETS125.to(torch.float64))
     return b.prod(-1)
+
+
+TWO_SCALE = (0.25, 0.75, 0.75, 0.25)
+"""Per-axis two-scale coefficients: b(y/2 - W - 1/2) = sum_t c_t b(y - (2W + t) - 1/2), t = -1..2."""
+
+
+@lru_cache(maxsize=None)
+def two_scale_axis() -> torch.Tensor:
+    """(2, 5, 5) float64 per-axis maps M_s[o + 2, O + 2] = c_{o - 2 O + s} (see :func:`two_scale_stencil`)."""
+    per_axis = torch.zeros(2, 5, 5, dtype=torch.float64)
+    for s in range(2):
+        for o in range(-2, 3):
+            for O in range(-2, 3):
+                t = o - 2 * O + s
+                if -1 <= t <= 2:
+                    per_axis[s, o + 2, O + 2] = TWO_SCALE[t + 1]
+    return per_axis
+
+
+@lru_cache(maxsize=None)
+def two_scale_stencil() -> torch.Tensor:
+    """(8, 125, 125) float64 maps of a stencil row from level e-1 to level e columns.
+
+    A row's columns at level e-1 are ``a + o`` (o in [-2, 2]^3, ``a`` the row's level-(e-1)
+    ancestor); at level e they are ``(a >> 1) + O``. With ``s = a & 1`` per axis, the
+    level-e function ``(a >> 1) + O`` is ``sum_o M_s[o, O] * (level-(e-1) function a + o)``
+    with ``M_s[o, O] = c_{o - 2 O + s}`` (:data:`TWO_SCALE`). Index ``sx*4 + sy*2 + sz``;
+    entry ``[o-slot, O-slot]`` is the Kronecker product of the per-axis maps. Taps outside
+    o in [-2, 2] only touch functions disjoint from the row's support, so the map is exact.
+    """
+    per_axis = two_scale_axis()
+    out = []
+    for k in range(8):
+        sx, sy, sz = (k >> 2) & 1, (k >> 1) & 1, k & 1
+        out.append(torch.kron(torch.kron(per_axis[sx], per_axis[sy]), per_axis[sz]))
+    return torch.stack(out)
