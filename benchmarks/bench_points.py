@@ -169,7 +169,7 @@ def _screenshot(mesh, image: str) -> None:
 
 
 def _floor(cache_file: Path, eval_samples: int) -> float:
-    from recon.eval.sampling import face_areas_normals
+    from recon.ops.sampling import face_areas_normals
 
     gt, _ = load_case(cache_file)
     area = float(face_areas_normals(gt.vertices, gt.faces)[0].sum())

@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import common  # noqa: E402
-from recon.eval.sampling import face_areas_normals  # noqa: E402
+from recon.ops.sampling import face_areas_normals  # noqa: E402
 from common import (  # noqa: E402
     CACHE_DIR, EVAL_SAMPLES, EVAL_SEED, N_INPUT_POINTS, NOISE_SIGMA, RESULTS_DIR, Timer, list_meshes, load_case,
     machine_info, markdown_table, mean_finite, now_utc, peak_rss_mib, prepare_input, run_isolated,

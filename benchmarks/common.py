@@ -206,7 +206,7 @@ def prepare_input(
     Returns:
         The :class:`Case`, or ``None`` (with a printed note) if the mesh cannot be read.
     """
-    from recon.eval.sampling import sample_surface
+    from recon.ops.sampling import sample_surface
 
     if variant not in ("clean", "noisy"):
         raise ValueError(f"unknown variant {variant!r}")

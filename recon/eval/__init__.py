@@ -1,6 +1,6 @@
 """Evaluation: surface sampling and mesh-to-mesh metrics (Chamfer, F-score, NC)."""
 
 from recon.eval.metrics import MeshMetrics, evaluate_meshes
-from recon.eval.sampling import face_areas_normals, sample_surface
+from recon.ops.sampling import face_areas_normals, sample_surface
 
 __all__ = ["MeshMetrics", "evaluate_meshes", "face_areas_normals", "sample_surface"]

@@ -30,7 +30,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from recon.errors import InputError
-from recon.eval.sampling import sample_surface
+from recon.ops.sampling import sample_surface
 from recon.types import Mesh
 
 

@@ -3,7 +3,8 @@
 * PLY meshes go through :mod:`recon.io.ply` (so ``tristrips`` and polygon faces work);
   every other format through trimesh. Scenes and multi-body files are concatenated into
   one mesh (node transforms applied). STL vertices, stored once per triangle, are merged.
-* :func:`sample_surface` draws area-weighted, seeded samples with face normals.
+* mesh inputs can be turned into area-weighted, seeded samples with face normals
+  (:func:`recon.ops.sampling.sample_surface`).
 * :func:`save_mesh` / :func:`save_point_cloud` write through :func:`atomic_write`; PLY is
   written by our own binary little-endian writer so that coordinates beyond 1e5 world
   units are stored as double.
@@ -22,6 +23,7 @@ from recon.errors import EmptyResultError, InputError
 from recon.io import ply as plymod
 from recon.io._common import check_readable, guarded
 from recon.io.atomic import atomic_write
+from recon.ops.sampling import sample_surface
 from recon.types import Mesh, PointCloud
 
 MESH_READ_EXTENSIONS = (".ply", ".obj", ".stl", ".off", ".glb", ".gltf")
@@ -111,15 +113,6 @@ def load_mesh(path: str | os.PathLike) -> Mesh:
     return mesh
 
 
-def face_normals_and_areas(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Unit face normals (F, 3) float64 (zero for degenerate faces) and areas (F,) in units^2."""
-    v = vertices[faces]
-    cross = np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0])
-    length = np.linalg.norm(cross, axis=1)
-    normals = np.divide(cross, length[:, None], out=np.zeros_like(cross), where=length[:, None] > 0)
-    return normals, 0.5 * length
-
-
 def vertex_normals(mesh: Mesh) -> np.ndarray | None:
     """Area-weighted vertex normals (V, 3) float32, or None if any vertex gets a zero normal."""
     v = mesh.vertices - mesh.vertices.mean(axis=0)
@@ -133,35 +126,6 @@ def vertex_normals(mesh: Mesh) -> np.ndarray | None:
     if not np.all(length > 1e-300):
         return None
     return (acc / length[:, None]).astype(np.float32)
-
-
-def sample_surface(mesh: Mesh, count: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Area-weighted uniform samples on a triangle mesh.
-
-    Args:
-        mesh: the mesh; degenerate faces are never chosen.
-        count: number of samples.
-        seed: seed of :func:`numpy.random.default_rng`.
-
-    Returns:
-        points (count, 3) float64 on the surface, normals (count, 3) float32 face normals.
-
-    Raises:
-        ValueError: the mesh has zero area.
-    """
-    normals, areas = face_normals_and_areas(mesh.vertices, mesh.faces)
-    total = float(areas.sum())
-    if not np.isfinite(total) or total <= 0:
-        raise ValueError("mesh has zero surface area")
-    rng = np.random.default_rng(seed)
-    cdf = np.cumsum(areas)
-    face = np.minimum(np.searchsorted(cdf, rng.random(count) * cdf[-1], side="right"), len(areas) - 1)
-    uv = rng.random((count, 2))
-    flip = uv.sum(axis=1) > 1.0
-    uv[flip] = 1.0 - uv[flip]
-    tri = mesh.vertices[mesh.faces[face]]
-    pts = tri[:, 0] + uv[:, :1] * (tri[:, 1] - tri[:, 0]) + uv[:, 1:] * (tri[:, 2] - tri[:, 0])
-    return pts, normals[face].astype(np.float32)
 
 
 def mesh_to_cloud(mesh: Mesh, path: str | os.PathLike, sample: int | None, seed: int) -> PointCloud:
@@ -179,7 +143,7 @@ def mesh_to_cloud(mesh: Mesh, path: str | os.PathLike, sample: int | None, seed:
         raise InputError("cannot sample a surface from a mesh with no faces", path, "drop --sample to use the vertices")
     try:
         pts, nrm = sample_surface(mesh, int(sample), seed)
-    except ValueError:
+    except InputError:
         raise InputError("cannot sample a mesh of zero surface area", path, "check the mesh; drop --sample to use its vertices") from None
     return PointCloud(pts, nrm, source=src, attrs={})
 

@@ -1,4 +1,4 @@
-"""recon.eval.sampling: area weighting, on-surface points, seeding."""
+"""recon.ops.sampling: area weighting, on-surface points, seeding."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import trimesh
 
 from recon.errors import InputError
-from recon.eval.sampling import face_areas_normals, sample_surface
+from recon.ops.sampling import face_areas_normals, sample_surface
 from recon.types import Mesh
 
 
