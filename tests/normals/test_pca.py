@@ -8,15 +8,7 @@ import pytest
 from recon.errors import ConfigError, InputError
 from recon.normals import NORMAL_METHODS, estimate_normals, register_normal_method
 from recon.normals.pca import pca_normals
-
-
-def fibonacci_sphere(n: int, radius: float = 1.0) -> np.ndarray:
-    """(n, 3) nearly uniform points on a sphere."""
-    i = np.arange(n) + 0.5
-    z = 1 - 2 * i / n
-    phi = i * np.pi * (3 - np.sqrt(5))
-    r = np.sqrt(1 - z * z)
-    return radius * np.stack([r * np.cos(phi), r * np.sin(phi), z], axis=1)
+from tests.normals.helpers import fibonacci_sphere
 
 
 def angle_deg(a: np.ndarray, b: np.ndarray, oriented: bool = False) -> np.ndarray:

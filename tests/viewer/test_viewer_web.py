@@ -12,7 +12,7 @@ import pytest
 import trimesh
 
 from recon_apps.viewer.web import web_available
-from viewer_browser import find_chromium, screenshot_page
+from viewer_browser import find_chromium, screenshot_page, stop_process
 
 BG = np.array([0x1F, 0x21, 0x24])  # recon_apps.viewer.app.BACKGROUND
 
@@ -41,11 +41,7 @@ def server(tmp_path):
         time.sleep(0.5)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
 
 
 def test_web_page_shows_the_rendered_scene(server, tmp_path):
