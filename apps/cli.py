@@ -129,6 +129,9 @@ def reconstruct(
     depth: Optional[int] = typer.Option(None, "--depth", help="poisson: octree depth"),
     json_out: bool = typer.Option(False, "--json", help="print the summary as JSON on stdout"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
+    save_field: Optional[Path] = typer.Option(None, "--save-field", help="kernel: also write the solved field (.npz) for `recon view` (iso-level and trim sliders)"),
+    view_live: bool = typer.Option(False, "--view", help="show the input, progress and the result in a window while it runs"),
+    view_snapshot: Optional[Path] = typer.Option(None, "--view-snapshot", help="headless live view: refresh this PNG every few seconds"),
 ) -> None:
     """Reconstruct a surface mesh from a point cloud. Missing normals are estimated automatically."""
     from recon.io import save_mesh
@@ -141,12 +144,27 @@ def reconstruct(
             overrides.append(f"{key}={value}")
     cfg, backend_cfg, spec = load_reconstruct_config(str(config) if config else None, overrides, backend, device)
     _check_output(output, "mesh")
+    if save_field is not None:
+        _check_field_output(save_field, spec.name)
+    live = _live_view(view_live, view_snapshot)
     t0 = time.perf_counter()
     with RichProgress(enabled=not quiet) as progress:
         progress.update("loading", None, str(input))
         cloud, load_notes = _load_cloud(input, sample=sample)
-        result = run(cloud, config=cfg, backend_config=backend_cfg, ignore_normals=ignore_normals, progress=progress)
+
+        def work(view: Any = None) -> Any:
+            reporter = progress if view is None else _LiveProgress(progress, view)
+            if view is not None:
+                view.update(points=_preview_points(cloud), text=f"{input.name}: {len(cloud):,} points")
+            out = run(cloud, config=cfg, backend_config=backend_cfg, ignore_normals=ignore_normals, progress=reporter)
+            if view is not None:
+                view.update(mesh=out.mesh, text=f"{input.name}: {out.mesh.n_faces:,} faces with '{spec.name}'")
+            return out
+
+        result = work() if live is None else live.run(work)
         result.notes[:0] = load_notes
+        if save_field is not None:
+            _write_field(result, save_field, spec.name)
         progress.update("writing", None, str(output))
         save_mesh(result.mesh, output)
     summary = {
@@ -172,6 +190,70 @@ def reconstruct(
             console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
         console.print(f"[green]wrote[/green] {output}: {result.mesh.n_vertices:,} vertices, {result.mesh.n_faces:,} faces "
                       f"from {len(cloud):,} points with '{spec.name}' in {summary['seconds']:.1f} s", highlight=False)
+        if save_field is not None:
+            console.print(f"[green]wrote[/green] {save_field}: the field (view it with `recon view {save_field}`)",
+                          highlight=False)
+    if live is not None:
+        live.hold(lambda: console.print("close the window to exit", highlight=False))
+
+
+class _LiveProgress:
+    """Passes progress to the terminal reporter and, as a status line, to a live view."""
+
+    def __init__(self, inner: Any, view: Any) -> None:
+        self.inner, self.view = inner, view
+
+    def update(self, stage: str, fraction: float | None = None, info: str | None = None) -> None:
+        self.inner.update(stage, fraction, info)
+        text = stage + (f"  {100 * fraction:.0f} %" if fraction is not None else "") + (f"  {info}" if info else "")
+        self.view.update(text=text)
+
+
+def _preview_points(cloud: Any, limit: int = 200_000) -> Any:
+    """At most ``limit`` evenly strided points of ``cloud`` for the live view."""
+    step = max(1, len(cloud) // limit)
+    return cloud.subset(slice(None, None, step)) if step > 1 else cloud
+
+
+def _live_view(view_live: bool, snapshot: Path | None) -> Any:
+    """The LiveView for --view / --view-snapshot, or None; without a display --view needs a snapshot."""
+    if not view_live and snapshot is None:
+        return None
+    from recon_apps.viewer.inputs import has_display
+    from recon_apps.viewer.screenshot import check_screenshot_path
+
+    if snapshot is not None:
+        check_screenshot_path(snapshot)
+    elif not has_display():
+        raise ReconError("--view needs a display (DISPLAY and WAYLAND_DISPLAY are unset)", None,
+                         "pass --view-snapshot live.png to follow the run in an image file instead")
+    from recon_apps.viewer.live import LiveView
+
+    return LiveView(off_screen=True if snapshot is not None and not view_live else None, snapshot=snapshot)
+
+
+def _check_field_output(path: Path, backend: str) -> None:
+    """--save-field needs a .npz name in an existing folder and a backend with a kernel field."""
+    if path.suffix.lower() != ".npz":
+        raise ConfigError("a saved field is an .npz file", str(path), "name it e.g. field.npz")
+    if not path.resolve().parent.is_dir():
+        raise ConfigError("the folder for --save-field does not exist", str(path), f"create {path.resolve().parent} first")
+    if backend != "kernel":
+        raise ConfigError(f"backend '{backend}' has no field to save", str(path),
+                          "use --backend kernel, or drop --save-field")
+
+
+def _write_field(result: Any, path: Path, backend: str) -> None:
+    """Save the solved field in world units (the pipeline solved it in a recentred frame)."""
+    field_obj = result.field
+    if not hasattr(field_obj, "save"):
+        raise ConfigError(f"the '{backend}' result ({type(field_obj).__name__}) cannot be saved as one field", str(path),
+                          "drop --chunk-size (chunked scenes are fused from several fields) or drop --save-field")
+    if result.frame.scale != 1.0:
+        raise ConfigError("the field was solved in a scaled frame and cannot be saved in world units", str(path),
+                          "drop --save-field")
+    field_obj.offset = field_obj.offset + result.frame.offset
+    field_obj.save(path)
 
 
 @app.command()

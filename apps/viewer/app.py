@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pyvista as pv
 
-from recon_apps.viewer.scene import MESH_STYLES, Layer, Panel
+from recon_apps.viewer.scene import MESH_STYLES, Layer, Panel, SceneOptions, field_layers
 
 BACKGROUND = "#1f2124"
 TEXT_COLOR = "#e8e8e8"
@@ -57,11 +57,13 @@ class Viewer:
         show_help: show the key-help overlay from the start.
         title: window title.
         up: the world's up direction; the default view looks down on the scene obliquely with it up.
+        options: how the inputs were turned into layers (used again when a saved field is re-meshed).
     """
 
     def __init__(self, panels: Sequence[Panel], *, off_screen: bool = False,
                  window_size: tuple[int, int] | None = None, show_help: bool = True,
-                 title: str = "recon view", up: Sequence[float] = (0.0, 0.0, 1.0)) -> None:
+                 title: str = "recon view", up: Sequence[float] = (0.0, 0.0, 1.0),
+                 options: SceneOptions | None = None) -> None:
         if not panels:
             raise ValueError("nothing to show")
         self.panels = list(panels)
@@ -78,6 +80,7 @@ class Viewer:
         self.plotter.set_background(BACKGROUND)
         self.actors: dict[tuple[int, int], pv.Actor] = {}
         self.help_visible = show_help
+        self.options = options or SceneOptions()
         self.picked: np.ndarray | None = None
         self._unify_ranges()
         for pi, panel in enumerate(self.panels):
@@ -93,6 +96,7 @@ class Viewer:
         if len(self.panels) > 1:
             self.plotter.link_views()
         self._draw_help()
+        self._add_field_sliders()
         self.reset_camera()
 
     # ------------------------------------------------------------ drawing
@@ -190,6 +194,50 @@ class Viewer:
         return [(pi, li, layer) for pi, p in enumerate(self.panels) for li, layer in enumerate(p.layers)
                 if names is None or layer.name in names]
 
+    # ------------------------------------------------------------ saved fields
+
+    def field_layers(self) -> list[tuple[int, int, Layer]]:
+        """The layers made from a saved field (they can be re-meshed)."""
+        return [(pi, li, layer) for pi, li, layer in self.layers() if layer.source is not None]
+
+    def set_field(self, level: float | None = None, trim_distance: float | None = None) -> list[int]:
+        """Re-mesh every saved field at a new iso-level (world units) and/or trimming distance
+        (finest voxels, 0 = off), keeping each layer's colouring, style and visibility.
+        Returns the new face counts."""
+        counts = []
+        for pi, li, old in self.field_layers():
+            src = old.source
+            if level is not None:
+                src.level = float(level)
+            if trim_distance is not None:
+                src.trim_distance = float(trim_distance)
+            new = field_layers(src, self.panels[pi].title, self.options)[0]
+            names = [c.name for c in new.colorings]
+            if old.current.name in names:
+                new.coloring = names.index(old.current.name)
+            new.style, new.visible = old.style, old.visible
+            self.panels[pi].layers[li] = new
+            self._draw(pi, li)
+            counts.append(int(new.dataset.n_cells))
+        self._render()
+        return counts
+
+    def _add_field_sliders(self) -> None:
+        """Iso-level and trimming sliders (bottom of the first panel) when a saved field is shown."""
+        found = self.field_layers()
+        if not found:
+            return
+        src = found[0][2].source
+        lo, hi = src.level_range()
+        self._select(0)
+        common = {"style": "modern", "interaction_event": "end", "title_height": 0.02, "slider_width": 0.02,
+                  "tube_width": 0.004, "fmt": "%.3g", "color": TEXT_COLOR}
+        self.plotter.add_slider_widget(lambda v: self.set_field(level=v), [lo, hi], value=src.level,
+                                       title="iso-level", pointa=(0.55, 0.16), pointb=(0.95, 0.16), **common)
+        self.plotter.add_slider_widget(lambda v: self.set_field(trim_distance=v), [0.0, 8.0],
+                                       value=src.trim_distance, title="trim (voxels, 0 = off)",
+                                       pointa=(0.55, 0.06), pointb=(0.95, 0.06), **common)
+
     # ------------------------------------------------------------ actions (one per key)
 
     def toggle_layers(self, names: Sequence[str]) -> bool:
@@ -249,6 +297,9 @@ class Viewer:
         p = np.asarray(point, dtype=np.float64).reshape(3)
         self.picked = p
         text = f"picked  x {p[0]:.6g}  y {p[1]:.6g}  z {p[2]:.6g}"
+        fields = self.field_layers()
+        if fields:
+            text += f"  field {fields[0][2].source.value_at(p):.4g}"
         self._select(0)
         self.plotter.add_text(text, position="upper_edge", font_size=9, color=TEXT_COLOR, name="picked")
         self._render()

@@ -44,6 +44,8 @@ def view(
     window_size: tuple[int, int] | None = None,
     show_help: bool | None = None,
     announce: Callable[[str], None] | None = None,
+    iso: float | None = None,
+    trim: float | None = None,
 ) -> Any:
     """Show point clouds, meshes and cameras side by side (linked cameras) or overlaid.
 
@@ -69,6 +71,8 @@ def view(
         show_help: key-help overlay (default: on in a window; off in screenshots and on the web
             page, which has toolbar buttons instead).
         announce: where the 'wrote' and web URL lines go (default: stdout, flushed).
+        iso: saved fields: the starting iso-level, world units (a slider moves it in a window).
+        trim: saved fields: the starting trimming distance in finest voxels, 0 = off.
 
     Returns:
         The screenshot as an (H, W, 3) uint8 array with ``screenshot``, else None.
@@ -126,12 +130,23 @@ def view(
     for label, item in zip(_labels(paths), paths):
         name, obj = resolve(item)
         items.append((label or name, obj))
+    from recon_apps.viewer.fields import FieldSource
+
+    fields = [obj for _, obj in items if isinstance(obj, FieldSource)]
+    if (iso is not None or trim is not None) and not fields:
+        raise ConfigError("--iso and --trim apply to saved fields only", None,
+                          "pass a field written by `recon reconstruct --save-field F.npz`")
+    if trim is not None and trim < 0:
+        raise ConfigError("--trim must be 0 (off) or positive", None, "e.g. --trim 2 (finest voxels)")
+    for f in fields:
+        f.level = f.level if iso is None else float(iso)
+        f.trim_distance = f.trim_distance if trim is None else float(trim)
     options = SceneOptions(color_by=color_by, style=style, cmap=cmap, point_size=point_size, normals=normals,
                            frustum_depth=frustum_depth, gt=gt_mesh, error_max=error_max, up=up)
     panels = build_panels(items, options, overlay=overlay)
     if gt_mesh is not None:
-        texts = [metrics_text(obj, gt_mesh, n_samples=samples, tau=tau) if isinstance(obj, (Mesh, PointCloud)) else None
-                 for _, obj in items]
+        texts = [metrics_text(_metric_subject(obj), gt_mesh, n_samples=samples, tau=tau)
+                 if isinstance(_metric_subject(obj), (Mesh, PointCloud)) else None for _, obj in items]
         if overlay:
             panels[0].text = "\n".join(t for t in texts if t)
         else:
@@ -148,13 +163,21 @@ def view(
         from recon_apps.viewer.app import Viewer
         from recon_apps.viewer.web import serve
 
-        viewer = Viewer(panels, off_screen=True, window_size=window_size, show_help=bool(show_help), up=up_vec)
+        viewer = Viewer(panels, off_screen=True, window_size=window_size, show_help=bool(show_help), up=up_vec,
+                        options=options)
         serve(viewer.plotter, port=web_port, actions=viewer.web_actions(), announce=announce)
     elif screenshot is None:
         from recon_apps.viewer.app import Viewer
 
-        Viewer(panels, window_size=window_size, show_help=show_help is not False, up=up_vec).show()
+        Viewer(panels, window_size=window_size, show_help=show_help is not False, up=up_vec, options=options).show()
     return image
+
+
+def _metric_subject(obj: Any) -> Any:
+    """What the GT metrics measure: the object itself, or a saved field's current mesh."""
+    from recon_apps.viewer.fields import FieldSource
+
+    return obj.mesh() if isinstance(obj, FieldSource) else obj
 
 
 def _say(message: str) -> None:
@@ -179,7 +202,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("view")
     def view_command(
-        paths: list[Path] = typer.Argument(..., help="point cloud or mesh files; several are shown side by side"),
+        paths: list[Path] = typer.Argument(..., help="point cloud, mesh or saved field (.npz from --save-field) files; several are shown side by side"),
         gt: Optional[Path] = typer.Option(None, "--gt", help="ground-truth mesh: error heat map and Chamfer / F-score"),
         screenshot: Optional[Path] = typer.Option(None, "--screenshot", help="render off-screen to this PNG (no display needed)"),
         web: bool = typer.Option(False, "--web", help="serve the view in a browser on localhost"),
@@ -196,15 +219,17 @@ def register(app: typer.Typer) -> None:
         up: str = typer.Option("z", "--up", help="the data's up axis: x, y, z, -x, -y or -z (scans are often z, meshes y)"),
         size: Optional[str] = typer.Option(None, "--size", help="window / screenshot size WxH, e.g. 1200x800"),
         help_overlay: Optional[bool] = typer.Option(None, "--help-overlay/--no-help-overlay", help="key-help overlay (default: on in a window, off in screenshots)"),
+        iso: Optional[float] = typer.Option(None, "--iso", help="saved field: starting iso-level in world units (slider in the window)"),
+        trim: Optional[float] = typer.Option(None, "--trim", help="saved field: starting trim distance in finest voxels, 0 = off (slider)"),
     ) -> None:
-        """View point clouds and meshes: colourings, error maps against a GT, screenshots, web view.
+        """View point clouds, meshes and saved fields: colourings, error maps against a GT, screenshots, web view.
 
         Keys in the window: h help, c colouring, m mesh style, o/n/g/k layers, r reset camera;
         right-click or p picks a point.
         """
         view(paths, gt=gt, screenshot=screenshot, web=web, port=port, color_by=color_by, style=style, cmap=cmap,
              normals=normals, overlay=overlay, point_size=point_size, error_max=error_max, tau=tau, samples=samples,
-             up=up, window_size=parse_size(size), show_help=help_overlay)
+             up=up, window_size=parse_size(size), show_help=help_overlay, iso=iso, trim=trim)
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:

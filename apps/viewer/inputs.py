@@ -11,7 +11,13 @@ from recon.errors import InputError, ReconError
 from recon.types import Cameras, Mesh, PointCloud, Views
 
 # Objects that can be passed to the viewer instead of a path.
-VIEWABLE_TYPES = (PointCloud, Mesh, Cameras, Views)
+def _viewable_types() -> tuple[type, ...]:
+    from recon_apps.viewer.fields import FieldSource
+
+    return (PointCloud, Mesh, Cameras, Views, FieldSource)
+
+
+VIEWABLE_TYPES = _viewable_types()
 
 
 def has_display(environ: dict[str, str] | None = None, platform: str | None = None) -> bool:
@@ -24,8 +30,8 @@ def has_display(environ: dict[str, str] | None = None, platform: str | None = No
     return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
 
 
-def load_input(path: str | os.PathLike) -> PointCloud | Mesh:
-    """A mesh if the file has faces, otherwise a validated point cloud.
+def load_input(path: str | os.PathLike) -> Any:
+    """A saved field (``--save-field`` .npz), a mesh if the file has faces, otherwise a validated point cloud.
 
     Raises:
         InputError: the file is missing, a folder, of an unknown kind or unreadable
@@ -40,6 +46,10 @@ def load_input(path: str | os.PathLike) -> PointCloud | Mesh:
                          p, "pass a .ply, .obj or other point/mesh file")
     if not p.exists():
         raise InputError("no such file", p, "check the path")
+    from recon_apps.viewer.fields import is_saved_field, load_saved_field
+
+    if is_saved_field(p):
+        return load_saved_field(p)
     ext = p.suffix.lower()
     if ext not in SUPPORTED_POINT_EXTENSIONS and ext not in SUPPORTED_MESH_EXTENSIONS:
         raise InputError(f"the viewer cannot show '{ext or '(no extension)'}' files", p,

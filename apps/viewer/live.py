@@ -164,6 +164,16 @@ class LiveView:
             raise result["error"]
         return result.get("value")  # type: ignore[return-value]
 
+    def hold(self, notify: Callable[[], object] | None = None) -> None:
+        """At the end of the work: keep a window open for inspection until the user closes it
+        (``notify`` is called first, e.g. to say so); off-screen views just close."""
+        if self._plotter is not None and not self.off_screen:
+            if notify is not None:
+                notify()
+            self._plotter.show(auto_close=True)
+            self._plotter = None
+        self.close()
+
     def close(self) -> None:
         if self._plotter is not None:
             self._plotter.close()

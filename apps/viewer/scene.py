@@ -70,6 +70,8 @@ class Layer:
         opacity: 0..1.
         point_size: pixels (points).
         line_width: pixels (lines and wireframes).
+        source: what the dataset was made from when it can be remade (a saved field's
+            :class:`~recon_apps.viewer.fields.FieldSource`), else None.
     """
 
     name: str
@@ -83,6 +85,7 @@ class Layer:
     opacity: float = 1.0
     point_size: float = 3.0
     line_width: float = 1.0
+    source: Any = None
 
     @property
     def current(self) -> Coloring:
@@ -419,6 +422,19 @@ def camera_layers(cameras: Cameras, label: str, options: SceneOptions) -> list[L
     return [Layer("cameras", frustum_polydata(cameras, depth), "lines", color="gold", line_width=2.0)]
 
 
+def field_layers(source: Any, label: str, options: SceneOptions) -> list[Layer]:
+    """A saved field: the mesh of its current level set, remade when the viewer's sliders move."""
+    layers = mesh_layers(source.mesh(), label, options)
+    layers[0].source = source
+    return layers
+
+
+def _register_field_adapter() -> None:
+    from recon_apps.viewer.fields import FieldSource
+
+    register_adapter(FieldSource)(field_layers)
+
+
 @register_adapter(Views)
 def views_layers(views: Views, label: str, options: SceneOptions) -> list[Layer]:
     """Posed images: their cameras' frustums (images themselves come with the posed-image loader)."""
@@ -444,3 +460,5 @@ __all__ = [
     "register_adapter",
     "up_vector",
 ]
+
+_register_field_adapter()

@@ -242,3 +242,38 @@ def test_reconstruct_gargoyle(shared_data, tmp_path):
     d, _ = cKDTree(cloud.points).query(np.asarray(mesh.vertices))
     extent = np.ptp(cloud.points, axis=0).max()
     assert np.median(d) < 0.005 * extent
+
+
+def test_save_field_then_view_it(tmp_path, rng):
+    pts, nrm = sphere_points(6000, rng, radius=1.0)
+    offset = np.array([500.0, -20.0, 7.0])
+    src = write_xyz(tmp_path / "s.xyz", pts + offset, nrm)
+    out, fld, snap = tmp_path / "s.ply", tmp_path / "s.npz", tmp_path / "live.png"
+    proc = run("reconstruct", src, "-o", out, "--save-field", fld, "--view-snapshot", snap, "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert out.is_file() and fld.is_file() and snap.is_file()
+    from recon.backends.kernel import KernelField
+    from recon.io import load_mesh
+
+    field = KernelField.load(fld)  # saved in world units: zero on the input surface
+    assert np.abs(field.evaluate(pts[:200] + offset)).max() < 0.05 * field.voxel_size + 1e-3
+    np.testing.assert_allclose(field.extract_mesh().vertices, load_mesh(out).vertices, atol=1e-5)
+    shot = tmp_path / "view.png"
+    proc = run("view", fld, "--screenshot", shot, "--iso", str(0.3 * field.voxel_size))
+    assert proc.returncode == 0, proc.stderr
+    assert shot.is_file()
+
+
+def test_save_field_and_view_errors(tmp_path, rng):
+    pts, nrm = sphere_points(2000, rng)
+    src = write_xyz(tmp_path / "s.xyz", pts, nrm)
+    out = tmp_path / "s.ply"
+    proc = run("reconstruct", src, "-o", out, "-b", "poisson", "--save-field", tmp_path / "f.npz")
+    assert_clean_error(proc, "has no field to save")
+    proc = run("reconstruct", src, "-o", out, "--save-field", tmp_path / "f.txt")
+    assert_clean_error(proc, ".npz")
+    proc = subprocess.run([sys.executable, "-m", "recon_apps.cli", "reconstruct", str(src), "-o", str(out), "--view"],
+                          capture_output=True, text=True, env={k: v for k, v in __import__("os").environ.items()
+                                                              if k not in ("DISPLAY", "WAYLAND_DISPLAY")})
+    assert_clean_error(proc, "--view needs a display", "--view-snapshot")
+    assert not out.exists() and not (tmp_path / "f.npz").exists()

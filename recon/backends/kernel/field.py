@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -9,8 +11,10 @@ import torch
 
 from recon.backends.kernel.evaluate import evaluate_levels
 from recon.backends.kernel.solver import SolverInfo
-from recon.backends.kernel.svh import VoxelLevel
+from recon.backends.kernel.svh import VoxelLevel, unpack_keys
 from recon.types import Mesh
+
+FIELD_FORMAT = "recon.kernel-field.v1"
 
 
 def to_local_tensor(xyz: Any, offset: np.ndarray, scale: float, device: torch.device) -> tuple[torch.Tensor, bool]:
@@ -108,6 +112,57 @@ class KernelField:
         if len(c) == 0:
             return np.stack([self.offset, self.offset])
         return np.stack([c.min(0) * self.voxel_size, (c.max(0) + 1) * self.voxel_size]) + self.offset
+
+    def save(self, path: str | Path) -> Path:
+        """Write the field to ``path`` (.npz, atomically): levels, coefficients, frame, points, meshing defaults.
+
+        A saved field is what ``recon reconstruct --save-field`` writes and ``recon view`` re-meshes;
+        :meth:`load` restores it exactly (float32 coefficients, float64 offset).
+        """
+        from recon.io.atomic import atomic_write
+
+        arrays: dict[str, np.ndarray] = {
+            "format": np.array(FIELD_FORMAT),
+            "voxel_size": np.array(self.voxel_size, np.float64),
+            "offset": self.offset,
+            "points": np.asarray(self.points, np.float32),
+            "meshing": np.array([self.mise_iter, self.upsample, self.trim_distance], np.float64),
+            "n_levels": np.array(len(self.levels)),
+            "solver": np.array(json.dumps(self.solver_info.as_dict() if self.solver_info is not None else {})),
+        }
+        for d, (lv, a) in enumerate(zip(self.levels, self.alphas)):
+            arrays[f"level{d}_keys"] = lv.keys.cpu().numpy()
+            arrays[f"level{d}_alpha"] = a.detach().cpu().numpy().astype(np.float32)
+            arrays[f"level{d}_index"] = np.array(lv.level)
+        path = Path(path)
+        with atomic_write(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "KernelField":
+        """Read a field written by :meth:`save`; a file that is not one raises a one-line InputError."""
+        from recon.errors import InputError
+
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                if "format" not in z.files or str(z["format"]) != FIELD_FORMAT:
+                    raise InputError("not a saved kernel field", str(path),
+                                     "pass a file written by `recon reconstruct --save-field`")
+                levels, alphas = [], []
+                for d in range(int(z["n_levels"])):
+                    keys = torch.from_numpy(z[f"level{d}_keys"]).to(device)
+                    levels.append(VoxelLevel(keys, unpack_keys(keys), int(z[f"level{d}_index"])))
+                    alphas.append(torch.from_numpy(z[f"level{d}_alpha"]).to(device))
+                mise, up, trim = z["meshing"].tolist()
+                info = json.loads(str(z["solver"]))
+                solver = SolverInfo(**info) if info else None
+                return cls(levels, alphas, float(z["voxel_size"]), z["offset"], z["points"], solver,
+                           mise_iter=int(mise), upsample=int(up), trim_distance=float(trim))
+        except (OSError, ValueError, KeyError) as e:
+            raise InputError(f"cannot read the saved field ({type(e).__name__}: {e})", str(path),
+                             "pass a file written by `recon reconstruct --save-field`") from None
 
     def extract_mesh(self, mise_iter: int | None = None, upsample: int | None = None, trim: bool = True,
                      level: float = 0.0, trim_distance: float | None = None) -> Mesh:

@@ -143,3 +143,31 @@ def test_cuda_matches_cpu():
     vt = fg.evaluate(torch.tensor(q, device="cuda"))
     assert vt.device.type == "cuda"
     assert fg.extract_mesh().n_faces > 0
+
+
+def test_save_load_round_trip_is_exact(sphere_field, tmp_path):
+    f, p, _ = sphere_field
+    path = f.save(tmp_path / "sphere.field.npz")
+    g = KernelField.load(path)
+    x = p[:500] + np.random.default_rng(3).normal(scale=0.03, size=(500, 3))
+    v0, g0 = f.evaluate(x, grad=True)
+    v1, g1 = g.evaluate(x, grad=True)
+    np.testing.assert_array_equal(v0, v1)
+    np.testing.assert_array_equal(g0, g1)
+    np.testing.assert_array_equal(g.offset, f.offset)
+    assert (g.mise_iter, g.upsample, g.trim_distance) == (f.mise_iter, f.upsample, f.trim_distance)
+    assert g.solver_info == f.solver_info
+    m0, m1 = f.extract_mesh(), g.extract_mesh()
+    np.testing.assert_array_equal(m0.faces, m1.faces)
+    np.testing.assert_array_equal(m0.vertices, m1.vertices)
+
+
+def test_load_rejects_other_files(tmp_path):
+    bad = tmp_path / "other.npz"
+    np.savez(bad, a=np.zeros(3))
+    with pytest.raises(InputError, match="not a saved kernel field"):
+        KernelField.load(bad)
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip")
+    with pytest.raises(InputError, match="cannot read the saved field"):
+        KernelField.load(junk)
