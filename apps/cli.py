@@ -209,7 +209,7 @@ class _LiveProgress:
         self.view.update(text=text)
 
 
-def _preview_points(cloud: Any, limit: int = 200_000) -> Any:
+def _preview_points(cloud: Any, limit: int = 50_000) -> Any:
     """At most ``limit`` evenly strided points of ``cloud`` for the live view."""
     step = max(1, len(cloud) // limit)
     return cloud.subset(slice(None, None, step)) if step > 1 else cloud

@@ -11,6 +11,7 @@ refresh writes a PNG ``snapshot`` instead of drawing a window (no pyvistaqt need
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -42,6 +43,8 @@ class LiveView:
 
         self.interval = float(interval)
         self.off_screen = (not has_display()) if off_screen is None else bool(off_screen)
+        if self.off_screen:  # software GL (llvmpipe) would otherwise take every core from the work
+            os.environ.setdefault("LP_NUM_THREADS", "1")
         self.snapshot = None if snapshot is None else Path(snapshot)
         self.window_size = window_size
         self.up = np.asarray(up, dtype=np.float64)
