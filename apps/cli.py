@@ -114,9 +114,9 @@ def _load_cloud(path: Path, sample: int | None = None):
 
 @app.command()
 def reconstruct(
-    input: Path = typer.Argument(..., help="point cloud or mesh file (ply, pcd, xyz/pts/txt/csv, npy/npz, las/laz, bin, obj/stl/off/glb)"),
+    input: Path = typer.Argument(..., help="point cloud or mesh file (ply, pcd, xyz/pts/txt/csv, npy/npz, las/laz, bin, obj/stl/off/glb), or a posed-image folder (COLMAP, transforms.json, cameras.npz, Middlebury)"),
     output: Path = typer.Option(..., "-o", "--output", help="mesh to write (.ply .obj .stl .off .glb)"),
-    backend: Optional[str] = typer.Option(None, "--backend", "-b", help="backend name (see `recon backends`); default from --config, else kernel"),
+    backend: Optional[str] = typer.Option(None, "--backend", "-b", help="backend name (see `recon backends`); default from --config, else kernel (volsdf for posed images)"),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML preset, e.g. configs/poisson.yaml"),
     set_: list[str] = typer.Option([], "--set", help="override an option: key=value (repeatable), e.g. --set depth=9 --set normals.k=30"),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda"),
@@ -132,18 +132,35 @@ def reconstruct(
     save_field: Optional[Path] = typer.Option(None, "--save-field", help="kernel: also write the solved field (.npz) for `recon view` (iso-level and trim sliders)"),
     view_live: bool = typer.Option(False, "--view", help="show the input, progress and the result in a window while it runs"),
     view_snapshot: Optional[Path] = typer.Option(None, "--view-snapshot", help="headless live view: refresh this PNG every few seconds"),
+    steps: Optional[int] = typer.Option(None, "--steps", help="image backends: training steps"),
+    time_budget: Optional[str] = typer.Option(None, "--time-budget", help="image backends: training time, e.g. 90s, 20m, 1h"),
+    resume: bool = typer.Option(False, "--resume", help="image backends: continue from the checkpoint in --checkpoint-dir"),
+    checkpoint_dir: Optional[Path] = typer.Option(None, "--checkpoint-dir", help="image backends: checkpoint folder (default: OUTPUT without suffix + '.ckpt')"),
+    mask_dir: Optional[Path] = typer.Option(None, "--mask-dir", help="posed images: folder of masks matched to the images by file name"),
 ) -> None:
-    """Reconstruct a surface mesh from a point cloud. Missing normals are estimated automatically."""
+    """Reconstruct a surface mesh from a point cloud (missing normals are estimated) or from posed images."""
     from recon.io import save_mesh
     from recon.pipeline import load_reconstruct_config, reconstruct as run
 
+    posed = _is_posed_images(input)
     overrides = list(set_)
     for key, value in (("detail", detail), ("voxel_size", voxel_size), ("chunk_size", chunk_size),
-                       ("mise_iter", mise_iter), ("depth", depth)):
+                       ("mise_iter", mise_iter), ("depth", depth), ("steps", steps),
+                       ("time_budget", _parse_duration(time_budget))):
         if value is not None:
             overrides.append(f"{key}={value}")
-    cfg, backend_cfg, spec = load_reconstruct_config(str(config) if config else None, overrides, backend, device)
+    cfg, backend_cfg, spec = load_reconstruct_config(str(config) if config else None, overrides, backend, device,
+                                                     default_backend="volsdf" if posed else "kernel")
     _check_output(output, "mesh")
+    if posed:
+        if save_field is not None:
+            raise ConfigError("--save-field is for kernel fields of point clouds", str(save_field), "drop --save-field")
+        _reconstruct_views(input, output, cfg, backend_cfg, spec, quiet=quiet, json_out=json_out, resume=resume,
+                           checkpoint_dir=checkpoint_dir, mask_dir=mask_dir, live=_live_view(view_live, view_snapshot))
+        return
+    if resume or checkpoint_dir is not None or mask_dir is not None:
+        raise ConfigError("--resume, --checkpoint-dir and --mask-dir apply to posed-image inputs", str(input),
+                          "pass a posed-image folder, or drop them")
     if save_field is not None:
         _check_field_output(save_field, spec.name)
     live = _live_view(view_live, view_snapshot)
@@ -193,6 +210,76 @@ def reconstruct(
         if save_field is not None:
             console.print(f"[green]wrote[/green] {save_field}: the field (view it with `recon view {save_field}`)",
                           highlight=False)
+    if live is not None:
+        live.hold(lambda: console.print("close the window to exit", highlight=False))
+
+
+POSED_IMAGE_FILES = ("cameras.npz", "cameras.txt", "cameras.bin")
+
+
+def _is_posed_images(path: Path) -> bool:
+    """A folder, or a camera file that names a posed-image set (transforms*.json, *_par.txt, cameras.*)."""
+    name = path.name.lower()
+    return path.is_dir() or (name.startswith("transforms") and name.endswith(".json")) \
+        or name.endswith("_par.txt") or name in POSED_IMAGE_FILES
+
+
+def _parse_duration(text: str | None) -> float | None:
+    """``"90"``/``"90s"`` -> 90, ``"20m"`` -> 1200, ``"1.5h"`` -> 5400 seconds."""
+    if text is None:
+        return None
+    t = text.strip().lower()
+    scale = {"s": 1.0, "m": 60.0, "h": 3600.0}.get(t[-1:], None)
+    try:
+        value = float(t[:-1] if scale else t) * (scale or 1.0)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ConfigError(f"--time-budget '{text}' is not a duration", None, "write e.g. 90s, 20m or 1h")
+    return value
+
+
+def _reconstruct_views(input: Path, output: Path, cfg: Any, backend_cfg: Any, spec: Any, *, quiet: bool,
+                       json_out: bool, resume: bool, checkpoint_dir: Path | None, mask_dir: Path | None,
+                       live: Any) -> None:
+    """``recon reconstruct FOLDER``: posed images -> an image backend -> mesh (world units)."""
+    from recon.io import save_mesh
+    from recon.io.cameras import load_views
+    from recon.pipeline import reconstruct_views
+
+    ckpt = checkpoint_dir if checkpoint_dir is not None else output.with_suffix(".ckpt")
+    if resume and not ckpt.is_dir():
+        raise ConfigError("nothing to resume: the checkpoint folder does not exist", str(ckpt),
+                          "run once without --resume (or pass --checkpoint-dir)")
+    t0 = time.perf_counter()
+    with RichProgress(enabled=not quiet) as progress:
+        progress.update("loading", None, str(input))
+        views = load_views(input, mask_dir=mask_dir)
+
+        def work(view: Any = None) -> Any:
+            reporter = progress if view is None else _LiveProgress(progress, view)
+            out = reconstruct_views(views, config=cfg, backend_config=backend_cfg, checkpoint_dir=str(ckpt),
+                                    resume=resume, progress=reporter)
+            if view is not None:
+                view.update(mesh=out.mesh, text=f"{input.name}: {out.mesh.n_faces:,} faces with '{spec.name}'")
+            return out
+
+        result = work() if live is None else live.run(work)
+        progress.update("writing", None, str(output))
+        save_mesh(result.mesh, output)
+    summary = {"input": str(input), "output": str(output), "backend": spec.name, "views": len(views),
+               "vertices": result.mesh.n_vertices, "faces": result.mesh.n_faces,
+               "seconds": round(time.perf_counter() - t0, 3), "checkpoints": str(ckpt),
+               "timings": {k: round(v, 3) for k, v in result.timings.items()}, "notes": result.notes,
+               "config": result.config}
+    if json_out:
+        stdout.print_json(json.dumps(summary, default=str))
+    elif not quiet:
+        for note in result.notes:
+            console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+        console.print(f"[green]wrote[/green] {output}: {result.mesh.n_vertices:,} vertices, {result.mesh.n_faces:,} "
+                      f"faces from {len(views)} views with '{spec.name}' in {summary['seconds']:.1f} s "
+                      f"(checkpoints in {ckpt})", highlight=False)
     if live is not None:
         live.hold(lambda: console.print("close the window to exit", highlight=False))
 
@@ -308,10 +395,15 @@ def info(
     input: Path = typer.Argument(..., help="point cloud, mesh or posed-image folder"),
     json_out: bool = typer.Option(False, "--json", help="print as JSON"),
 ) -> None:
-    """Describe a file: counts, bounds, attributes and a guess of its units."""
+    """Describe a file (counts, bounds, attributes, a guess of its units) or a posed-image folder."""
     from recon.io import describe
 
-    d = describe(input)
+    if _is_posed_images(input):
+        from recon.io.cameras import describe_folder
+
+        d = describe_folder(input)
+    else:
+        d = describe(input)
     if json_out:
         stdout.print_json(json.dumps(d, default=str))
         return
@@ -391,6 +483,10 @@ app.add_typer(train_app, name="train")
 from recon_apps.viewer.cli import register as register_view  # noqa: E402  (imports only typer and recon.errors)
 
 register_view(app)
+
+from recon_apps.render_cli import register as register_render  # noqa: E402  (imports only typer)
+
+register_render(app)
 
 
 @train_app.command("normals")

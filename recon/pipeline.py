@@ -25,7 +25,7 @@ from recon.errors import ConfigError, EmptyResultError, InputError
 from recon.ops.transforms import LocalFrame, centred_frame
 from recon.progress import NULL_PROGRESS, Progress
 from recon.registry import BackendSpec, get_backend
-from recon.types import Mesh, PointCloud
+from recon.types import Mesh, PointCloud, Views
 
 DEFAULT_BACKEND = "kernel"
 
@@ -61,6 +61,7 @@ def load_reconstruct_config(
     overrides: list[str] | None = None,
     backend: str | None = None,
     device: str | None = None,
+    default_backend: str = DEFAULT_BACKEND,
 ) -> tuple[ReconstructConfig, Any, BackendSpec]:
     """Merge a YAML preset, ``key=value`` overrides and explicit options.
 
@@ -74,6 +75,9 @@ def load_reconstruct_config(
     Overrides: ``normals.k=30``; ``kernel.detail=1``; a bare ``detail=1`` goes to the
     chosen backend's section.
 
+    ``default_backend`` applies when neither the preset nor ``backend`` names one (the CLI
+    passes "volsdf" for posed-image folders).
+
     Returns:
         (top-level config, the backend's typed config, its registry spec).
     """
@@ -84,7 +88,7 @@ def load_reconstruct_config(
         data["backend"] = backend
     if device is not None:
         data["device"] = device
-    name = data.get("backend", DEFAULT_BACKEND)
+    name = data.get("backend", default_backend)
     if not isinstance(name, str):
         raise ConfigError(f"config key 'backend' has value {name!r}, expected a name", source, "write backend: poisson")
     spec = get_backend(name)
@@ -251,6 +255,63 @@ def reconstruct(
                 local_mesh.vertex_normals, local_mesh.vertex_colors)
     cfg.backend_options = to_dict(backend_config)
     return ReconResult(mesh, field_obj, prepared.frame, notes, timings, to_dict(cfg))
+
+
+def reconstruct_views(
+    views: Views,
+    backend: str | None = None,
+    *,
+    config: ReconstructConfig | None = None,
+    backend_config: Any = None,
+    checkpoint_dir: str | None = None,
+    resume: bool = False,
+    mesh_options: dict[str, Any] | None = None,
+    progress: Progress = NULL_PROGRESS,
+) -> ReconResult:
+    """Reconstruct a mesh from posed images (see :func:`recon.io.cameras.load_views`).
+
+    Args:
+        views: the posed images in world units.
+        backend: an image backend's name (default: ``config.backend``).
+        config, backend_config: as in :func:`reconstruct`.
+        checkpoint_dir: where training checkpoints go (None: no checkpoints).
+        resume: continue from the newest checkpoint in ``checkpoint_dir``.
+        mesh_options: keyword arguments for ``field.extract_mesh``.
+        progress: progress reporter.
+
+    Returns:
+        The mesh in world units, the field (world units) and timings; ``frame`` is the identity.
+    """
+    cfg = dataclasses.replace(config) if config is not None else ReconstructConfig(backend="volsdf")
+    if backend is not None:
+        cfg.backend = backend
+    spec = get_backend(cfg.backend)
+    source = views.image_paths[0] if views.image_paths else None
+    if "images" not in spec.requires:
+        raise InputError(f"backend '{spec.name}' reconstructs point clouds, not posed images", source,
+                         "use --backend volsdf for a posed-image folder")
+    if backend_config is None:
+        backend_config = from_dict(spec.config_class(), cfg.backend_options or {}, prefix=f"{spec.name}.")
+    device = resolve_device(cfg.device)
+    impl = spec.build(backend_config)
+    timings: dict[str, float] = {}
+    notes: list[str] = []
+    t0 = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        field_obj = impl.fit_views(views, device=device, progress=progress, checkpoint_dir=checkpoint_dir,
+                                   resume=resume)
+        timings["fit"] = time.perf_counter() - t0
+        progress.update("meshing", None)
+        t0 = time.perf_counter()
+        mesh = field_obj.extract_mesh(**(mesh_options or {}))
+        timings["mesh"] = time.perf_counter() - t0
+    notes += [f"warning: {w.message}" for w in caught]
+    if mesh.is_empty():
+        raise EmptyResultError(f"backend '{spec.name}' produced an empty mesh", source,
+                               "train longer (--steps / --time-budget) or check the cameras and masks")
+    cfg.backend_options = to_dict(backend_config)
+    return ReconResult(mesh, field_obj, LocalFrame(np.zeros(3)), notes, timings, to_dict(cfg))
 
 
 def bounds_diagonal(points: np.ndarray) -> float:
