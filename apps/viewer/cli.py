@@ -202,7 +202,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("view")
     def view_command(
-        paths: list[Path] = typer.Argument(..., help="point cloud, mesh or saved field (.npz from --save-field) files; several are shown side by side"),
+        paths: list[Path] = typer.Argument(..., help="point clouds, meshes, saved fields (.npz from --save-field) or posed-image folders; several are shown side by side"),
         gt: Optional[Path] = typer.Option(None, "--gt", help="ground-truth mesh: error heat map and Chamfer / F-score"),
         screenshot: Optional[Path] = typer.Option(None, "--screenshot", help="render off-screen to this PNG (no display needed)"),
         web: bool = typer.Option(False, "--web", help="serve the view in a browser on localhost"),
@@ -219,6 +219,7 @@ def register(app: typer.Typer) -> None:
         up: str = typer.Option("z", "--up", help="the data's up axis: x, y, z, -x, -y or -z (scans are often z, meshes y)"),
         size: Optional[str] = typer.Option(None, "--size", help="window / screenshot size WxH, e.g. 1200x800"),
         help_overlay: Optional[bool] = typer.Option(None, "--help-overlay/--no-help-overlay", help="key-help overlay (default: on in a window, off in screenshots)"),
+        frustum_depth: Optional[float] = typer.Option(None, "--frustum-depth", help="posed images: frustum depth in world units (default: 10 % of the rig)"),
         iso: Optional[float] = typer.Option(None, "--iso", help="saved field: starting iso-level in world units (slider in the window)"),
         trim: Optional[float] = typer.Option(None, "--trim", help="saved field: starting trim distance in finest voxels, 0 = off (slider)"),
     ) -> None:
@@ -229,7 +230,8 @@ def register(app: typer.Typer) -> None:
         """
         view(paths, gt=gt, screenshot=screenshot, web=web, port=port, color_by=color_by, style=style, cmap=cmap,
              normals=normals, overlay=overlay, point_size=point_size, error_max=error_max, tau=tau, samples=samples,
-             up=up, window_size=parse_size(size), show_help=help_overlay, iso=iso, trim=trim)
+             up=up, window_size=parse_size(size), show_help=help_overlay, iso=iso, trim=trim,
+             frustum_depth=frustum_depth)
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:

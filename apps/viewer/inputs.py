@@ -13,8 +13,9 @@ from recon.types import Cameras, Mesh, PointCloud, Views
 # Objects that can be passed to the viewer instead of a path.
 def _viewable_types() -> tuple[type, ...]:
     from recon_apps.viewer.fields import FieldSource
+    from recon_apps.viewer.posed import PosedImageSet
 
-    return (PointCloud, Mesh, Cameras, Views, FieldSource)
+    return (PointCloud, Mesh, Cameras, Views, FieldSource, PosedImageSet)
 
 
 VIEWABLE_TYPES = _viewable_types()
@@ -31,7 +32,8 @@ def has_display(environ: dict[str, str] | None = None, platform: str | None = No
 
 
 def load_input(path: str | os.PathLike) -> Any:
-    """A saved field (``--save-field`` .npz), a mesh if the file has faces, otherwise a validated point cloud.
+    """A posed-image folder, a saved field (``--save-field`` .npz), a mesh if the file has faces,
+    otherwise a validated point cloud.
 
     Raises:
         InputError: the file is missing, a folder, of an unknown kind or unreadable
@@ -40,12 +42,13 @@ def load_input(path: str | os.PathLike) -> Any:
     from recon.io import SUPPORTED_MESH_EXTENSIONS, SUPPORTED_POINT_EXTENSIONS, load_mesh, validate_point_cloud
     from recon.io.formats import read_any
 
+    from recon_apps.viewer.posed import is_posed_image_input, load_posed_images
+
     p = Path(path)
-    if p.is_dir():
-        raise InputError("is a folder; the viewer shows point cloud and mesh files (posed-image folders are not supported yet)",
-                         p, "pass a .ply, .obj or other point/mesh file")
     if not p.exists():
         raise InputError("no such file", p, "check the path")
+    if is_posed_image_input(p):
+        return load_posed_images(p)
     from recon_apps.viewer.fields import is_saved_field, load_saved_field
 
     if is_saved_field(p):

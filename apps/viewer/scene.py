@@ -429,10 +429,27 @@ def field_layers(source: Any, label: str, options: SceneOptions) -> list[Layer]:
     return layers
 
 
-def _register_field_adapter() -> None:
+def posed_layers(posed: Any, label: str, options: SceneOptions) -> list[Layer]:
+    """A posed-image folder: frustums, the images as thumbnails on them, and its sparse points."""
+    from recon_apps.viewer.posed import thumbnails_polydata
+
+    cams = posed.views.cameras
+    depth = options.frustum_depth if options.frustum_depth is not None else default_frustum_depth(cams)
+    layers = camera_layers(cams, label, options)
+    thumbs = thumbnails_polydata(posed.views, depth)
+    if thumbs is not None:
+        layers.append(Layer("cameras", thumbs, "surface", [Coloring("rgb", "rgb", rgb=True)]))
+    if posed.points is not None:
+        layers = cloud_layers(posed.points, label, options) + layers
+    return layers
+
+
+def _register_late_adapters() -> None:
     from recon_apps.viewer.fields import FieldSource
+    from recon_apps.viewer.posed import PosedImageSet
 
     register_adapter(FieldSource)(field_layers)
+    register_adapter(PosedImageSet)(posed_layers)
 
 
 @register_adapter(Views)
@@ -461,4 +478,4 @@ __all__ = [
     "up_vector",
 ]
 
-_register_field_adapter()
+_register_late_adapters()

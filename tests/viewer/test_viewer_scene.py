@@ -191,7 +191,7 @@ def test_load_input_kinds_and_errors(tmp_path):
     (tmp_path / "notes.docx").write_text("hello")
     with pytest.raises(ReconError, match=r"notes\.docx: the viewer cannot show '\.docx' files"):
         load_input(tmp_path / "notes.docx")
-    with pytest.raises(InputError, match="is a folder"):
+    with pytest.raises(InputError, match="no recognised camera format"):
         load_input(tmp_path)
     (tmp_path / "bad.ply").write_text("ply\nformat nonsense\n")
     with pytest.raises(ReconError, match=r"bad\.ply"):

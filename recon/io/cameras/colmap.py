@@ -172,6 +172,42 @@ def read_images_binary(path: Path) -> list[ColmapImage]:
     return images
 
 
+def read_points3d(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray] | None:
+    """The sparse points of a model: (P, 3) float64 world positions and (P, 3) float32 RGB in [0, 1].
+
+    Reads ``points3D.txt`` (vectorised over lines) or ``points3D.bin`` (u64 count; per point u64 id,
+    3 f64 xyz, 3 u8 rgb, f64 error, u64 track length, track x 8 bytes: records have variable length,
+    so they are walked one by one). Returns None when the model has no points file.
+    """
+    mdir = model_dir(Path(folder))
+    if mdir is None:
+        return None
+    txt, binf = mdir / "points3D.txt", mdir / "points3D.bin"
+    if txt.is_file():
+        rows = [ln.split()[:7] for ln in _lines(txt) if ln.strip()]
+        if not rows:
+            return np.zeros((0, 3)), np.zeros((0, 3), np.float32)
+        try:
+            a = np.array(rows, dtype=np.float64)
+        except ValueError:
+            raise _bad(txt, "a points3D line is not numeric") from None
+        if a.shape[1] != 7:
+            raise _bad(txt, "a points3D line has fewer than 7 values")
+        return a[:, 1:4], (a[:, 4:7] / 255.0).astype(np.float32)
+    if binf.is_file():
+        r = _Reader(read_bytes(binf), binf)
+        (n,) = r.take("Q")
+        xyz = np.zeros((n, 3))
+        rgb = np.zeros((n, 3), np.float32)
+        for i in range(n):  # variable-length records: a sequential walk
+            vals = r.take("Q3d3Bd")
+            xyz[i], rgb[i] = vals[1:4], np.array(vals[4:7], np.float32) / 255.0
+            (track,) = r.take("Q")
+            r.skip(8 * track)
+        return xyz, rgb
+    return None
+
+
 def _intrinsics(cam: ColmapCamera, path: Path) -> tuple[tuple[float, float, float, float], np.ndarray]:
     """(fx, fy, cx, cy) and (k1, k2, p1, p2) of a supported model."""
     p = cam.params
