@@ -4,7 +4,7 @@
 
 Writes ``viewer_scan.png`` (gargoyle scan coloured by normal), ``viewer_error.png``
 (a Poisson reconstruction of 50,000 bunny samples coloured by distance to the bunny)
-and ``viewer_rig.png`` (24 synthetic cameras on a sphere around the bunny).
+and ``viewer_rig.png`` (the real Middlebury temple capture: 39 cameras with their photographs).
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 SIZE = (900, 600)
 
 
@@ -26,9 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", type=Path, default=repo.parent / "shared" / "data")
     ap.add_argument("--out", type=Path, default=repo / "benchmarks" / "results" / "images")
     args = ap.parse_args(argv)
-    from recon.io import load_mesh
     from recon_apps.viewer.cli import view
-    from recon_apps.viewer.rig import sphere_rig
 
     gargoyle = args.data / "scans" / "srb_gargoyle" / "gargoyle.ply"
     bunny = args.data / "meshes" / "continuous-remeshing" / "bunny.obj"
@@ -38,13 +34,9 @@ def main(argv: list[str] | None = None) -> None:
         subprocess.run([sys.executable, "-m", "recon_apps.cli", "reconstruct", str(bunny), "--backend", "poisson",
                         "--sample", "50000", "-o", str(pred), "-q"], check=True)
         view([pred], gt=bunny, screenshot=args.out / "viewer_error.png", up="y", window_size=SIZE)
-    mesh = load_mesh(bunny)
-    lo, hi = mesh.vertices.min(axis=0), mesh.vertices.max(axis=0)
-    radius = 0.9 * float(np.linalg.norm(hi - lo))
-    rig = sphere_rig((lo + hi) / 2, radius, 24, up=np.array([0.0, 1.0, 0.0]))
-    view([("bunny.obj + 24 cameras", mesh), ("", rig)], overlay=True, screenshot=args.out / "viewer_rig.png",
-         up="y", window_size=SIZE, frustum_depth=0.15 * radius)
-
+    temple = args.data / "multiview" / "middlebury_temple"
+    view([("middlebury_temple: 39 photographs", temple)], screenshot=args.out / "viewer_rig.png", up="-y",
+         window_size=SIZE, frustum_depth=0.1)
 
 if __name__ == "__main__":
     main()
