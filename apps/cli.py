@@ -488,6 +488,10 @@ from recon_apps.render_cli import register as register_render  # noqa: E402  (im
 
 register_render(app)
 
+from recon_apps.batch_cli import register as register_batch  # noqa: E402  (imports only typer)
+
+register_batch(app)
+
 
 @train_app.command("normals")
 def train_normals(
@@ -507,7 +511,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user errors into one line and exit status 2."""
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)  # typer.Exit(n) comes back as n here
+        if isinstance(code, int) and code != 0:
+            sys.exit(code)
     except ReconError as e:
         console.print(f"[bold red]error:[/bold red] {e.one_line()}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)

@@ -113,11 +113,13 @@ class KernelField:
             return np.stack([self.offset, self.offset])
         return np.stack([c.min(0) * self.voxel_size, (c.max(0) + 1) * self.voxel_size]) + self.offset
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, include_points: bool = True) -> Path:
         """Write the field to ``path`` (.npz, atomically): levels, coefficients, frame, points, meshing defaults.
 
         A saved field is what ``recon reconstruct --save-field`` writes and ``recon view`` re-meshes;
-        :meth:`load` restores it exactly (float32 coefficients, float64 offset).
+        :meth:`load` restores it exactly (float32 coefficients, float64 offset). Without
+        ``include_points`` the input points (used for trimming) are left out (batch tiles keep
+        their points in their shards).
         """
         from recon.io.atomic import atomic_write
 
@@ -125,7 +127,7 @@ class KernelField:
             "format": np.array(FIELD_FORMAT),
             "voxel_size": np.array(self.voxel_size, np.float64),
             "offset": self.offset,
-            "points": np.asarray(self.points, np.float32),
+            "points": np.asarray(self.points if include_points else np.zeros((0, 3)), np.float32),
             "meshing": np.array([self.mise_iter, self.upsample, self.trim_distance], np.float64),
             "n_levels": np.array(len(self.levels)),
             "solver": np.array(json.dumps(self.solver_info.as_dict() if self.solver_info is not None else {})),

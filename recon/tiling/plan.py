@@ -1,0 +1,271 @@
+"""Pass 1 and the tile plan: bounds and point counts per grid cell, then voxel size and tile size.
+
+Pass 1 (:func:`count_piece`, one task per piece) reads a piece in chunks and returns its
+bounds and the point counts on an absolute power-of-two grid (cell ``G = 2**k`` world units,
+anchored at 0, so grids of different pieces nest and merge exactly; a piece coarsens its
+grid until it has at most :data:`MAX_PIECE_CELLS` occupied cells). :class:`CountGrid` merges
+them as they arrive, coarsening to stay under :data:`MAX_GRID_CELLS`; the driver never holds
+points, only this grid.
+
+:func:`make_lattice` then picks the finest voxel ``h`` (the kernel's density rule evaluated on
+the counts, unless given), the lattice origin, the blend margin and the tile edge: the largest
+multiple of the coarsest voxel for which the fullest shard (core + margin) holds at most
+``max_tile_points`` points (or the given ``tile_size``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from recon.errors import ConfigError, InputError
+from recon.tiling.lattice import Lattice, unique_rows
+from recon.tiling.streams import Piece, iter_chunks
+
+MAX_PIECE_CELLS = 300_000
+"""A piece's count grid is coarsened until it has at most this many occupied cells."""
+MAX_GRID_CELLS = 2_000_000
+"""The merged count grid is coarsened until it has at most this many occupied cells."""
+_TARGET_CELLS_PER_AXIS = 512
+
+
+@dataclass
+class PieceStats:
+    """Result of pass 1 on one piece.
+
+    Attributes:
+        piece: piece index.
+        points: finite points read.
+        dropped: rows dropped for a non-finite coordinate.
+        lo, hi: (3,) float64 bounds of the finite points (inf/-inf when none).
+        level: grid exponent k (cell G = 2**k world units).
+        cells: (C, 3) int64 occupied cells floor(xyz / G).
+        counts: (C,) int64 points per cell.
+    """
+
+    piece: int
+    points: int
+    dropped: int
+    lo: np.ndarray
+    hi: np.ndarray
+    level: int
+    cells: np.ndarray
+    counts: np.ndarray
+
+
+def _aggregate(cells: np.ndarray, counts: np.ndarray, shift: int) -> tuple[np.ndarray, np.ndarray]:
+    """Counts on the grid 2**shift times coarser (floor division nests power-of-two grids)."""
+    if len(cells) == 0:
+        return cells, counts
+    c = np.floor_divide(cells, 2 ** shift) if shift > 0 else cells
+    u, inv = unique_rows(c)
+    return u, np.bincount(inv, weights=counts, minlength=len(u)).astype(np.int64)
+
+
+def count_piece(piece: Piece, chunk_points: int = 1_000_000) -> PieceStats:
+    """Pass 1 on one piece: bounds and counts per cell (a Dask task; holds one chunk at a time)."""
+    lo = np.full(3, np.inf)
+    hi = np.full(3, -np.inf)
+    n = dropped = 0
+    level: int | None = None
+    cells = np.zeros((0, 3), np.int64)
+    counts = np.zeros(0, np.int64)
+    for ch in iter_chunks(piece, chunk_points):
+        dropped += ch.dropped
+        if len(ch.xyz) == 0:
+            continue
+        n += len(ch.xyz)
+        lo = np.minimum(lo, ch.xyz.min(0))
+        hi = np.maximum(hi, ch.xyz.max(0))
+        if level is None:  # the first chunk fixes the finest grid of this piece
+            ext = max(float((hi - lo).max()), 1e-9)
+            level = int(math.floor(math.log2(ext / _TARGET_CELLS_PER_AXIS)))
+        c, k = _aggregate(np.floor(ch.xyz / 2.0 ** level).astype(np.int64), np.ones(len(ch.xyz), np.int64), 0)
+        cells, counts = _aggregate(np.concatenate([cells, c]), np.concatenate([counts, k]), 0)
+        while len(cells) > MAX_PIECE_CELLS:
+            cells, counts = _aggregate(cells, counts, 1)
+            level += 1
+    return PieceStats(piece.index, n, dropped, lo, hi, 0 if level is None else level, cells, counts)
+
+
+@dataclass
+class CountGrid:
+    """Merged pass-1 statistics of all pieces (the only thing the driver keeps of the points)."""
+
+    points: int = 0
+    dropped: int = 0
+    lo: np.ndarray = field(default_factory=lambda: np.full(3, np.inf))
+    hi: np.ndarray = field(default_factory=lambda: np.full(3, -np.inf))
+    level: int | None = None
+    cells: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.int64))
+    counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    @property
+    def cell(self) -> float:
+        """Grid cell G, world units."""
+        return 2.0 ** (self.level or 0)
+
+    def add(self, s: PieceStats) -> None:
+        """Merge one piece's statistics."""
+        self.points += s.points
+        self.dropped += s.dropped
+        self.lo = np.minimum(self.lo, s.lo)
+        self.hi = np.maximum(self.hi, s.hi)
+        if s.points == 0:
+            return
+        cells, counts, level = s.cells, s.counts, s.level
+        if self.level is None:
+            self.level = level
+        if level > self.level:  # coarsen what we have
+            self.cells, self.counts = _aggregate(self.cells, self.counts, level - self.level)
+            self.level = level
+        elif level < self.level:
+            cells, counts = _aggregate(cells, counts, self.level - level)
+        self.cells, self.counts = _aggregate(np.concatenate([self.cells, cells]),
+                                             np.concatenate([self.counts, counts]), 0)
+        while len(self.cells) > MAX_GRID_CELLS:
+            self.cells, self.counts = _aggregate(self.cells, self.counts, 1)
+            self.level += 1
+
+    def to_dict(self) -> dict:
+        return {"points": int(self.points), "dropped": int(self.dropped), "lo": self.lo.tolist(),
+                "hi": self.hi.tolist(), "cell": self.cell, "occupied_cells": int(len(self.cells))}
+
+
+def voxel_size_from_counts(grid: CountGrid, detail: float) -> float:
+    """Finest voxel h giving the kernel's target points per occupied voxel (its ``detail`` rule).
+
+    Points per occupied cell is measured on the count grid and its power-of-two coarsenings and
+    interpolated log-log; below the grid cell it is extrapolated as a surface (density ~ h^2),
+    like :func:`recon.backends.kernel.scale.voxel_size_from_detail`.
+    """
+    from recon.backends.kernel.scale import target_density
+
+    target = target_density(detail)
+    n = float(grid.counts.sum())
+    cells, counts, g = grid.cells, grid.counts, grid.cell
+    sizes, ppv = [], []
+    for _ in range(40):
+        sizes.append(g)
+        ppv.append(n / max(len(cells), 1))
+        if ppv[-1] >= target or len(cells) <= 1:
+            break
+        cells, counts = _aggregate(cells, counts, 1)
+        g *= 2
+    if len(sizes) == 1 or ppv[-1] < target:
+        return float(sizes[-1] * math.sqrt(target / ppv[-1])) if len(sizes) == 1 else float(sizes[-1])
+    # interpolate log(ppv) linearly in log(h) between the last two sizes
+    x0, x1 = math.log(sizes[-2]), math.log(sizes[-1])
+    y0, y1 = math.log(ppv[-2]), math.log(ppv[-1])
+    t = (math.log(target) - y0) / (y1 - y0) if y1 > y0 else 1.0
+    return float(math.exp(x0 + t * (x1 - x0)))
+
+
+def _round_sig(x: float, digits: int = 3) -> float:
+    """x rounded to ``digits`` significant digits (readable voxel sizes in logs and names)."""
+    return float(f"{x:.{digits - 1}e}")
+
+
+def shard_load(grid: CountGrid, lattice: Lattice) -> np.ndarray:
+    """Estimated points per shard (core + margin) of every tile, from the count grid.
+
+    Each grid cell's count goes to every tile whose shard box holds the cell centre.
+    """
+    centres = (grid.cells.astype(np.float64) + 0.5) * grid.cell
+    pts, tiles, _ = lattice.memberships(centres)
+    if len(pts) == 0:
+        return np.zeros(0, np.int64)
+    _, inv = unique_rows(tiles)
+    return np.bincount(inv, weights=grid.counts[pts]).astype(np.int64)
+
+
+def make_lattice(grid: CountGrid, *, depth: int, voxel_size: float | None, detail: float,
+                 min_resolution: float | None, tile_size: float | None, overlap: float | None,
+                 max_tile_points: int, shape: str = "auto") -> tuple[Lattice, dict]:
+    """Choose the lattice (voxel size, origin, margin, tile edges) from the pass-1 counts.
+
+    Tiles are columns spanning the scene's height when those fit the point budget (airborne
+    scenes: one layer, the least margin overlap), else cubes.
+
+    Args:
+        grid: merged pass-1 statistics.
+        depth: kernel hierarchy depth.
+        voxel_size: finest voxel h (None: the density rule with ``detail``).
+        detail, min_resolution: as in :class:`recon.backends.kernel.KernelConfig`.
+        tile_size: wanted x/y tile edge, world units (rounded to the coarsest voxel), or None: the
+            largest edge whose fullest shard holds at most ``max_tile_points`` points.
+        overlap: blend half-width m, world units (None: 4 finest voxels, as the kernel's chunked mode).
+        max_tile_points: the per-tile point budget (from the worker memory limit).
+        shape: "auto" (columns when they fit the budget), "column" or "cube".
+
+    Returns:
+        The lattice and notes (estimated tiles, largest shard, how h was chosen).
+
+    Raises:
+        InputError: no finite point at all.
+        ConfigError: options that cannot be met (overlap too wide for the tile size, ...).
+    """
+    if grid.points == 0:
+        raise InputError("no finite points in the input", None, "check the files: every coordinate is NaN or infinite")
+    extent = float((grid.hi - grid.lo).max())
+    notes: dict = {}
+    if voxel_size is None:
+        h = voxel_size_from_counts(grid, detail)
+        if min_resolution and extent > 0:
+            h = min(h, extent / min_resolution)
+        h = _round_sig(h)
+        notes["voxel_rule"] = f"density rule (detail {detail})"
+    else:
+        h = float(voxel_size)
+        notes["voxel_rule"] = "given"
+    if not (h > 0 and math.isfinite(h)):
+        raise InputError("all points coincide: nothing to reconstruct", None, "check the input")
+    coarse_vox = 2 ** (depth - 1)
+    a = h * coarse_vox
+    margin_vox = 4 if overlap is None else max(1, int(math.ceil(overlap / h - 1e-9)))
+    shard_m = 2 * margin_vox * h
+    lo = np.floor(grid.lo / a) * a
+    # columns start a shard margin below the data and end one above, so no tile sits above or below
+    lo_col = lo.copy()
+    lo_col[2] = math.floor((grid.lo[2] - shard_m) / a) * a
+    cover_z = int(math.floor((grid.hi[2] + shard_m - lo_col[2]) / a)) + 1
+    n_min = (4 * margin_vox) // coarse_vox + 1  # 4 m < tile edge
+    cover = np.floor((grid.hi - lo) / a).astype(np.int64) + 1  # cells covering each axis
+    n_max = max(n_min, int(cover[:2].max()))
+
+    def lattice(n: int, column: bool) -> Lattice:
+        origin = tuple(float(v) for v in (lo_col if column else lo))
+        return Lattice(origin, h, depth, (n, n, max(n, cover_z) if column else n), margin_vox)
+
+    def fits(n: int, column: bool) -> bool:
+        load = shard_load(grid, lattice(n, column))
+        return bool(load.size == 0 or load.max() <= max_tile_points)
+
+    if tile_size is not None:
+        n = int(round(tile_size / a))
+        if n < n_min:
+            raise ConfigError(f"tile size {tile_size:g} is too small for an overlap of {margin_vox * h:g}", None,
+                              f"use --tile-size >= {n_min * a:.4g} or a smaller --overlap")
+        column = shape == "column" or (shape == "auto" and fits(n, True))
+    else:
+        column = shape == "column" or (shape == "auto" and fits(n_min, True))
+        if fits(n_max, column):
+            n = n_max
+        elif not fits(n_min, column):
+            n = n_min
+            notes["warning"] = (f"even the smallest tile ({n_min * a:.4g} wide) holds more than {max_tile_points:,} "
+                                "points; raise --memory-limit or --voxel-size")
+        else:  # largest fitting n by bisection (the load grows with n)
+            good, bad = n_min, n_max
+            while bad - good > 1:
+                mid = (good + bad) // 2
+                good, bad = (mid, bad) if fits(mid, column) else (good, mid)
+            n = good
+    lat = lattice(n, column)
+    load = shard_load(grid, lat)
+    notes.update(voxel_size=h, tile_edge=[float(v) for v in lat.tile_edge], margin=lat.margin,
+                 shape="column" if column else "cube", estimated_tiles=int(load.size),
+                 largest_shard_estimate=int(load.max()) if load.size else 0, max_tile_points=int(max_tile_points))
+    return lat, notes
