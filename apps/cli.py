@@ -149,6 +149,8 @@ def reconstruct(
                        ("time_budget", _parse_duration(time_budget))):
         if value is not None:
             overrides.append(f"{key}={value}")
+    if steps is not None and time_budget is None:
+        overrides.append("time_budget=null")  # --steps alone: train exactly that many steps
     cfg, backend_cfg, spec = load_reconstruct_config(str(config) if config else None, overrides, backend, device,
                                                      default_backend="volsdf" if posed else "kernel")
     _check_output(output, "mesh")
