@@ -103,6 +103,14 @@ BUILTIN_BACKENDS: tuple[BackendSpec, ...] = (
         description="compact-kernel field with a sparse solver (NKSR, training-free core)",
         python_deps=("torch", "scipy"),
     ),
+    BackendSpec(
+        name="volsdf",
+        config="recon.backends.volsdf.config:VolSDFConfig",
+        target="recon.backends.volsdf.backend:VolSDFBackend",
+        requires=frozenset({"images"}),
+        description="SDF volume rendering from posed images (VolSDF: Laplace density, error-bounded sampling)",
+        python_deps=("torch",),
+    ),
 )
 
 

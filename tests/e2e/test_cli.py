@@ -277,3 +277,29 @@ def test_save_field_and_view_errors(tmp_path, rng):
                                                               if k not in ("DISPLAY", "WAYLAND_DISPLAY")})
     assert_clean_error(proc, "--view needs a display", "--view-snapshot")
     assert not out.exists() and not (tmp_path / "f.npz").exists()
+
+
+def test_reconstruct_posed_images_with_resume(tmp_path):
+    """A rendered posed-image folder -> VolSDF (auto-selected for folders) -> mesh; --resume continues."""
+    from recon.render import render_views, write_render_folder
+    from recon.types import Mesh
+
+    s = trimesh.creation.icosphere(2, radius=0.5)
+    folder = tmp_path / "scene"
+    write_render_folder(render_views(Mesh(s.vertices, s.faces), n_views=8, size=32, seed=0), folder)
+    out, ckpt = tmp_path / "m.ply", tmp_path / "ck"
+    common = ("--set", "mesh_resolution=48", "--set", "rays_per_step=128", "--set", "threads=1", "--set",
+              "init_fit_steps=50", "--checkpoint-dir", ckpt, "--json")
+    proc = run("reconstruct", folder, "-o", out, "--steps", "10", *common)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["backend"] == "volsdf" and summary["views"] == 8 and summary["faces"] > 0
+    assert out.is_file() and any(ckpt.iterdir())
+    proc = run("reconstruct", folder, "-o", out, "--steps", "20", "--resume", *common)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["faces"] > 0
+    proc = run("reconstruct", folder, "-o", tmp_path / "k.ply", "--backend", "kernel")
+    assert_clean_error(proc, "reconstructs point clouds, not posed images")
+    proc = run("reconstruct", folder, "-o", tmp_path / "r.ply", "--resume", "--checkpoint-dir", tmp_path / "none")
+    assert_clean_error(proc, "nothing to resume")
+    assert not (tmp_path / "k.ply").exists() and not (tmp_path / "r.ply").exists()

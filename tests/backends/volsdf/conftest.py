@@ -1,0 +1,15 @@
+"""One torch thread for the VolSDF tests: small tensors, and the CPU is shared (OpenMP spinning under
+load made single tests 10x slower)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
