@@ -253,7 +253,7 @@ def mesh_tile(task: TileTask) -> dict:
         ``mesh`` path and ``mesh_sha1``, worker pid/host/peak RSS.
     """
     from recon.backends.kernel.chunked import FusedField
-    from recon.backends.kernel.fit import torch_threads
+    from recon.device import torch_threads
     from recon.meshing import sparse_marching_mesh
     from recon.meshing.cleanup import remove_unreferenced_vertices
     from recon.tiling.fieldio import load_field

@@ -122,7 +122,7 @@ class FusedField:
     def extract_mesh(self, mise_iter: int | None = None, upsample: int | None = None, trim: bool = True,
                      level: float = 0.0, trim_distance: float | None = None) -> Mesh:
         """Mesh once over the union of the tiles' finest cells (see KernelField.extract_mesh)."""
-        from recon.backends.kernel.fit import torch_threads
+        from recon.device import torch_threads
         from recon.backends.kernel.meshing import mesh_field
 
         with torch_threads(getattr(self.fields[0], "threads", None) if self.fields else None):

@@ -177,7 +177,7 @@ class KernelField:
             level: iso-value (world units).
             trim_distance: override of the trim distance (finest voxels).
         """
-        from recon.backends.kernel.fit import torch_threads
+        from recon.device import torch_threads
         from recon.backends.kernel.meshing import mesh_field
 
         with torch_threads(self.threads, self.device):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 import warnings
@@ -16,29 +15,11 @@ from recon.backends.kernel.solver import jacobi, matvec_operator, pcg
 from recon.backends.kernel.splat import splat_normals
 from recon.backends.kernel.svh import build_hierarchy
 from recon.backends.kernel.system import NormalConstraints, assemble
+from recon.device import torch_threads
 from recon.errors import InputError
 from recon.progress import NULL_PROGRESS, Progress
 
 log = logging.getLogger(__name__)
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None, device: torch.device | str = "cpu"):
-    """Temporarily set torch's intra-op CPU threads (``n`` None/0 or a CUDA device: unchanged).
-
-    The kernel's torch work is many medium-sized operations; on a small shared CPU the
-    OpenMP synchronisation of each one dominated (2 cores under load: one thread ran the
-    200k-point bunny in 5.1 s, two threads in 8.6 s; 1M points 25 s vs 31 s).
-    """
-    old = torch.get_num_threads()
-    change = bool(n) and torch.device(device).type == "cpu" and n != old
-    if change:
-        torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        if change:
-            torch.set_num_threads(old)
 
 
 def _sync(device: torch.device) -> None:

@@ -9,13 +9,12 @@ saved in checkpoints, so a resumed run continues exactly where a straight run wo
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -23,25 +22,12 @@ import torch
 from recon.backends.volsdf.config import VolSDFConfig
 from recon.backends.volsdf.renderer import VolSDFModel, sphere_intersection
 from recon.config import to_dict
+from recon.device import torch_threads
 from recon.progress import NULL_PROGRESS, Progress
 from recon.types import Cameras
 
 CHECKPOINT_NAME = "volsdf.pt"
 CHECKPOINT_VERSION = 1
-
-
-@contextlib.contextmanager
-def torch_threads(n: int | None, device: torch.device | str = "cpu") -> Iterator[None]:
-    """Temporarily set torch's intra-op CPU threads (``n`` None/0 or a CUDA device: unchanged)."""
-    old = torch.get_num_threads()
-    change = bool(n) and torch.device(device).type == "cpu" and n != old
-    if change:
-        torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        if change:
-            torch.set_num_threads(old)
 
 
 def estimate_background(images: np.ndarray, masks: np.ndarray | None, mode: str = "auto") -> np.ndarray:
