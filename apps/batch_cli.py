@@ -23,7 +23,7 @@ def _console():
 
 
 def batch(inputs: list[str], output: str | None = None, job: str | None = None, quiet: bool = False,
-          json_out: bool = False, **options: Any) -> int:
+          json_out: bool = False, view: bool = False, view_snapshot: str | None = None, **options: Any) -> int:
     """Run ``recon batch``; returns the exit status (0 ok, 1 some tiles failed).
 
     Args:
@@ -32,6 +32,8 @@ def batch(inputs: list[str], output: str | None = None, job: str | None = None, 
         job: a job YAML file (same fields as :class:`recon.tiling.config.BatchConfig`).
         quiet: no progress output.
         json_out: print the summary as JSON on stdout.
+        view: show the finished tiles in a window while the job runs (redrawn on the driver as tiles finish).
+        view_snapshot: headless live view: refresh this PNG as tiles finish.
         options: BatchConfig fields given on the command line (None = not given).
     """
     from recon.tiling.config import BatchConfig, load_job
@@ -58,8 +60,17 @@ def batch(inputs: list[str], output: str | None = None, job: str | None = None, 
         if not quiet:
             console.print(msg, highlight=False, soft_wrap=True)
 
+    live = None
+    on_tile = None
+    if view or view_snapshot:
+        from recon_apps.viewer.live import TileMosaic, make_live_view
+
+        live = make_live_view(view, view_snapshot)  # tiles arrive on this (the driver's) thread
+        on_tile = TileMosaic(live).on_tile
     try:
-        summary = run_batch(cfg, console=None if quiet else console, progress=not quiet, log=log)
+        summary = run_batch(cfg, console=None if quiet else console, progress=not quiet, log=log, on_tile=on_tile)
+        if live is not None:
+            live.refresh(force=True)
     except KeyboardInterrupt:
         console.print("[bold red]interrupted[/bold red]: finished tiles are kept; run again with --resume",
                       highlight=False)
@@ -80,6 +91,8 @@ def batch(inputs: list[str], output: str | None = None, job: str | None = None, 
         if s.failed:
             console.print("fix the cause and run again with --resume: only unfinished tiles are recomputed",
                           highlight=False)
+    if live is not None:
+        live.hold(lambda: console.print("close the window to exit", highlight=False))
     return 1 if summary.failed else 0
 
 
@@ -121,9 +134,12 @@ def register(app: typer.Typer) -> None:
         fault: list[str] = typer.Option([], "--fault", hidden=True, help="fault injection PHASE:TILE=KIND:N (tests)"),
         json_out: bool = typer.Option(False, "--json", help="print the summary as JSON on stdout"),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
+        view: bool = typer.Option(False, "--view", help="show the finished tiles in a window while the job runs"),
+        view_snapshot: Optional[str] = typer.Option(None, "--view-snapshot", help="headless live view: refresh this PNG as tiles finish"),
     ) -> None:
         """Reconstruct a large scene out of core: tiles on Dask, resumable, stitched into one mesh."""
-        code = batch(inputs, output, job=config, quiet=quiet, json_out=json_out, tile_size=tile_size,
+        code = batch(inputs, output, job=config, quiet=quiet, json_out=json_out, view=view,
+                     view_snapshot=view_snapshot, tile_size=tile_size,
                      overlap=overlap, backend=backend, workers=workers, memory_limit=memory_limit,
                      scheduler=scheduler, resume=resume or None, retries=retries, voxel_size=voxel_size,
                      detail=detail, orient=orient, tile_shape=tile_shape, max_tile_points=max_tile_points, preview=preview,

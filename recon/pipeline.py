@@ -267,6 +267,7 @@ def reconstruct_views(
     resume: bool = False,
     mesh_options: dict[str, Any] | None = None,
     progress: Progress = NULL_PROGRESS,
+    train_kwargs: dict[str, Any] | None = None,
 ) -> ReconResult:
     """Reconstruct a mesh from posed images (see :func:`recon.io.cameras.load_views`).
 
@@ -278,6 +279,7 @@ def reconstruct_views(
         resume: continue from the newest checkpoint in ``checkpoint_dir``.
         mesh_options: keyword arguments for ``field.extract_mesh``.
         progress: progress reporter.
+        train_kwargs: passed to the backend's trainer (``callback``, ``callback_every``: e.g. a live preview).
 
     Returns:
         The mesh in world units, the field (world units) and timings; ``frame`` is the identity.
@@ -289,7 +291,7 @@ def reconstruct_views(
     source = views.image_paths[0] if views.image_paths else None
     if "images" not in spec.requires:
         raise InputError(f"backend '{spec.name}' reconstructs point clouds, not posed images", source,
-                         "use --backend volsdf for a posed-image folder")
+                         "use --backend volsdf or gvkf for a posed-image folder")
     if backend_config is None:
         backend_config = from_dict(spec.config_class(), cfg.backend_options or {}, prefix=f"{spec.name}.")
     device = resolve_device(cfg.device)
@@ -300,7 +302,7 @@ def reconstruct_views(
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         field_obj = impl.fit_views(views, device=device, progress=progress, checkpoint_dir=checkpoint_dir,
-                                   resume=resume)
+                                   resume=resume, **(train_kwargs or {}))
         timings["fit"] = time.perf_counter() - t0
         progress.update("meshing", None)
         t0 = time.perf_counter()

@@ -184,3 +184,87 @@ class LiveView:
 
 
 __all__ = ["LiveView"]
+
+
+def training_preview(view: LiveView, resolution: int = 64, max_points: int = 50_000) -> Callable[[Any], None]:
+    """A trainer callback (VolSDF, GVKF) that sends the current state to ``view``.
+
+    Trainers whose field holds Gaussians show their centres coloured by their colours (cheap);
+    others show a coarse mesh of the current field (``resolution`` cells along the surface box).
+    A field without a surface yet is skipped silently.
+    """
+
+    def callback(trainer: Any) -> None:
+        field = trainer.field()
+        if hasattr(field, "world_gaussians"):
+            g = field.world_gaussians()
+            step = max(1, len(g) // max_points)
+            pts = g.means.detach().cpu().numpy()[::step].astype(np.float64)
+            cols = g.colours().detach().cpu().numpy()[::step].astype(np.float32)
+            view.update(points=PointCloud(pts, colors=cols),
+                        text=f"step {trainer.stats.step}: {len(g):,} Gaussians, psnr {trainer.stats.psnr:.1f} dB")
+            return
+        try:
+            mesh = field.extract_mesh(resolution=resolution)
+        except ValueError:
+            return
+        if not mesh.is_empty():
+            view.update(mesh=mesh, text=f"step {trainer.stats.step}: {mesh.n_faces:,} faces (preview at {resolution})")
+
+    return callback
+
+
+def make_live_view(view_live: bool, snapshot: str | Path | None) -> LiveView:
+    """The LiveView for ``--view`` / ``--view-snapshot PNG``: a window, or (with a snapshot and no
+    ``--view``) an off-screen view refreshing the PNG. Without a display ``--view`` needs a snapshot.
+
+    Raises:
+        ReconError: ``--view`` without a display and without a snapshot; a bad snapshot path.
+    """
+    from recon.errors import ReconError
+    from recon_apps.viewer.inputs import has_display
+    from recon_apps.viewer.screenshot import check_screenshot_path
+
+    if snapshot is not None:
+        check_screenshot_path(Path(snapshot))
+    elif not has_display():
+        raise ReconError("--view needs a display (DISPLAY and WAYLAND_DISPLAY are unset)", None,
+                         "pass --view-snapshot live.png to follow the run in an image file instead")
+    return LiveView(off_screen=True if snapshot is not None and not view_live else None, snapshot=snapshot)
+
+
+class TileMosaic:
+    """Collects finished batch tiles into one preview mesh for a live view.
+
+    ``on_tile(phase, tile_id, result)`` is the callback :func:`recon.tiling.runner.run_batch` calls on
+    the driver; each meshed tile's decimated preview (or, without one, its mesh) is read and the
+    union of all tiles so far is sent to the view with a "tiles done" line.
+    """
+
+    def __init__(self, view: LiveView, total: int | None = None) -> None:
+        self.view, self.total = view, total
+        self.parts: list[Mesh] = []
+        self.fitted = 0
+
+    def on_tile(self, phase: str, tile_id: str, result: dict) -> None:
+        from recon.io.meshes import load_mesh
+
+        if phase == "fit":
+            self.fitted += 1
+            self.view.update(text=f"batch: {self.fitted} tiles fitted, {len(self.parts)} meshed")
+            return
+        path = result.get("preview") or result.get("mesh")
+        if not path or not result.get("faces") or not Path(path).is_file():
+            return
+        try:
+            self.parts.append(load_mesh(path))
+        except Exception:  # noqa: BLE001 - a preview that cannot be read must not stop the job
+            return
+        self.view.update(mesh=self.merged(), text=f"batch: {self.fitted} tiles fitted, {len(self.parts)} meshed")
+
+    def merged(self) -> Mesh:
+        """All collected tile meshes as one (vertex indices offset per part)."""
+        counts = np.cumsum([0] + [p.n_vertices for p in self.parts[:-1]])
+        v = np.concatenate([p.vertices for p in self.parts])
+        f = np.concatenate([p.faces + o for p, o in zip(self.parts, counts)])
+        return Mesh(v, f)

@@ -292,6 +292,7 @@ def mesh_tile(task: TileTask) -> dict:
     if task.preview_ratio > 0 and mesh.n_faces:
         out["preview_faces"] = write_preview(preview_path(task.outdir, tile), Mesh(mesh.vertices, mesh.faces),
                                              task.preview_ratio, core[0])
+        out["preview"] = str(preview_path(task.outdir, tile))
     out["seconds"] = time.perf_counter() - t0
     return {**out, **_worker_info(cpu0)}
 

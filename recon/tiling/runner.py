@@ -172,7 +172,8 @@ class _Bars:
             self.p = None
 
 
-def run_batch(cfg: BatchConfig, console: Any = None, progress: bool = True, log: Log | None = None) -> BatchSummary:
+def run_batch(cfg: BatchConfig, console: Any = None, progress: bool = True, log: Log | None = None,
+              on_tile: Callable[[str, str, dict], None] | None = None) -> BatchSummary:
     """Run (or resume) a batch job; see the module docstring.
 
     Args:
@@ -180,6 +181,9 @@ def run_batch(cfg: BatchConfig, console: Any = None, progress: bool = True, log:
         console: a rich console for progress bars (None: no bars).
         progress: show progress bars.
         log: receives one-line status messages (default: dropped).
+        on_tile: called on the driver as ``on_tile(phase, tile_id, result)`` when a tile's fit
+            ("fit") or mesh ("mesh") has finished (e.g. a live view; ``result["mesh"]`` /
+            ``result["preview"]`` are the tile's files).
 
     Returns:
         The summary; ``summary.failed`` lists tiles that failed after their retries.
@@ -210,7 +214,7 @@ def run_batch(cfg: BatchConfig, console: Any = None, progress: bool = True, log:
             _shard(client, cfg, out, lattice, plan["key"], pieces, man, bars, log)
             summary.seconds["shard"] = time.perf_counter() - t
             t = time.perf_counter()
-            _tiles(client, cfg, out, lattice, man, bars, summary, log)
+            _tiles(client, cfg, out, lattice, man, bars, summary, log, on_tile)
             summary.seconds["tiles"] = time.perf_counter() - t
             bars.close()
             t = time.perf_counter()
@@ -349,6 +353,7 @@ class _Scheduler:
         self.fit_state: dict[str, str] = {}
         self.mesh_state: dict[str, str] = {}
         self.points_done = 0
+        self.on_tile: Callable[[str, str, dict], None] | None = None
 
     def task(self, tid: str, nbrs: tuple = ()):
         from recon.tiling.job import TileTask
@@ -417,6 +422,8 @@ class _Scheduler:
         self.man.update_tile(tid, **values)
         self.points_done += self.rows[tid]["core"] or 0
         self.bars.advance("fit", info=f"{self.points_done:,} points")
+        if self.on_tile is not None:
+            self.on_tile("fit", tid, res)
         self.settle_fit(tid, res["status"])
 
     def on_mesh(self, tid: str, attempt: int, res: dict) -> None:
@@ -426,6 +433,8 @@ class _Scheduler:
                              vertices=res["vertices"], faces=res["faces"], error=None)
         self.mesh_state[tid] = "done"
         self.bars.advance("mesh")
+        if self.on_tile is not None:
+            self.on_tile("mesh", tid, res)
 
     def on_error(self, phase: str, tid: str, attempt: int, nbrs: tuple, exc: BaseException) -> None:
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -480,7 +489,7 @@ class _Scheduler:
 
 
 def _tiles(client, cfg: BatchConfig, out: Path, lattice: Lattice, man, bars: _Bars, summary: BatchSummary,
-           log: Log) -> None:
+           log: Log, on_tile: Callable[[str, str, dict], None] | None = None) -> None:
     """Register the tiles found by pass 2, then fit and mesh them."""
     from recon.tiling.shards import shard_hash
 
@@ -492,6 +501,7 @@ def _tiles(client, cfg: BatchConfig, out: Path, lattice: Lattice, man, bars: _Ba
         man.upsert_tile(tid, ijk, lattice.core_box(np.asarray(ijk)), info["core"], info["points"], input_hash)
     man.drop_tiles_except(set(parts))
     sched = _Scheduler(client, cfg, out, lattice, man, bars, summary, log)
+    sched.on_tile = on_tile
     sched.run()
     summary.tiles = len(sched.rows)
     summary.fitted = sum(1 for s in sched.fit_state.values() if s == "done")

@@ -94,3 +94,37 @@ def test_run_polls_while_work_runs_in_a_thread(tmp_path):
             live.run(lambda view: (_ for _ in ()).throw(ValueError("boom")))
     finally:
         live.close()
+
+
+def test_training_preview_sends_the_current_volsdf_mesh(tmp_path):
+    """`recon reconstruct FOLDER --view`: the trainer callback shows a coarse mesh of the current field."""
+    import dataclasses
+
+    import torch
+
+    from recon.backends.volsdf import VolSDFBackend
+    from recon_apps.viewer.live import training_preview
+    from tests.backends.volsdf.helpers import orbit_cameras, render_sphere
+    from tests.backends.volsdf.test_volsdf_trainer import TINY
+
+    cams = orbit_cameras(6, 16)
+    imgs, masks = render_sphere(cams, 0.6)
+    live = LiveView(interval=0.0, off_screen=True, window_size=(160, 120), snapshot=tmp_path / "live.png")
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        calls = []
+        preview = training_preview(live, resolution=24)
+
+        def callback(trainer):
+            calls.append(trainer.stats.step)
+            preview(trainer)
+
+        backend = VolSDFBackend(dataclasses.replace(TINY, steps=4, mesh_resolution=24))
+        backend.fit_arrays(imgs, masks, cams, callback=callback, callback_every=1e-9)
+        assert calls == [1, 2, 3, 4]
+        assert live.draws >= 1 and (tmp_path / "live.png").is_file()
+        assert share(live.image()) > 0.01  # the init sphere (radius 0.5 of the unit sphere) is on screen
+    finally:
+        torch.set_num_threads(old)
+        live.close()
