@@ -27,6 +27,7 @@ LAYER_KEYS: dict[str, tuple[str, ...]] = {
     "n": ("normals",),
     "g": ("gt",),
     "k": ("cameras",),
+    "x": ("gaussians", "centres"),  # Gaussians: ellipsoids <-> centres
 }
 
 

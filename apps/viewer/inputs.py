@@ -13,9 +13,10 @@ from recon.types import Cameras, Mesh, PointCloud, Views
 # Objects that can be passed to the viewer instead of a path.
 def _viewable_types() -> tuple[type, ...]:
     from recon_apps.viewer.fields import FieldSource
+    from recon_apps.viewer.gaussians import GaussianSource
     from recon_apps.viewer.posed import PosedImageSet
 
-    return (PointCloud, Mesh, Cameras, Views, FieldSource, PosedImageSet)
+    return (PointCloud, Mesh, Cameras, Views, FieldSource, PosedImageSet, GaussianSource)
 
 
 VIEWABLE_TYPES = _viewable_types()
@@ -32,7 +33,8 @@ def has_display(environ: dict[str, str] | None = None, platform: str | None = No
 
 
 def load_input(path: str | os.PathLike) -> Any:
-    """A posed-image folder, a saved field (``--save-field`` .npz), a mesh if the file has faces,
+    """A posed-image folder, a saved field (``--save-field`` .npz), saved Gaussians (``--save-gaussians``
+    .npz), a mesh if the file has faces,
     otherwise a validated point cloud.
 
     Raises:
@@ -53,6 +55,10 @@ def load_input(path: str | os.PathLike) -> Any:
 
     if is_saved_field(p):
         return load_saved_field(p)
+    from recon_apps.viewer.gaussians import is_saved_gaussians, load_saved_gaussians
+
+    if is_saved_gaussians(p):
+        return load_saved_gaussians(p)
     ext = p.suffix.lower()
     if ext not in SUPPORTED_POINT_EXTENSIONS and ext not in SUPPORTED_MESH_EXTENSIONS:
         raise InputError(f"the viewer cannot show '{ext or '(no extension)'}' files", p,

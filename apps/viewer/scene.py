@@ -446,10 +446,12 @@ def posed_layers(posed: Any, label: str, options: SceneOptions) -> list[Layer]:
 
 def _register_late_adapters() -> None:
     from recon_apps.viewer.fields import FieldSource
+    from recon_apps.viewer.gaussians import GaussianSource, gaussian_layers
     from recon_apps.viewer.posed import PosedImageSet
 
     register_adapter(FieldSource)(field_layers)
     register_adapter(PosedImageSet)(posed_layers)
+    register_adapter(GaussianSource)(gaussian_layers)
 
 
 @register_adapter(Views)
