@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
+
 import typer
 
 from recon.errors import ConfigError
@@ -38,10 +40,100 @@ def render(mesh: Path, output: Path, views: int = 48, size: int = 128, seed: int
     return write_render_folder(result, out, force=force, seed=seed)
 
 
+def render_gaussians(gaussians: Path, output: Path, views: int = 24, size: int = 128, seed: int = 0,
+                     fov: float = 40.0, background: str = "white", cameras: Path | None = None,
+                     force: bool = False, device: str = "cpu") -> tuple[Path, float]:
+    """Render saved Gaussians (``--save-gaussians``) into ``output``: RGBA PNGs plus transforms.json.
+
+    The cameras are ``views`` cameras on a sphere framing the Gaussians (seeded), or those of a
+    posed-image folder ``cameras`` (its intrinsics scaled to ``size`` on the longest side).
+
+    Returns:
+        The folder and the median seconds per rendered frame.
+
+    Raises:
+        ConfigError: bad option values or a non-empty folder without ``force``; InputError: unreadable files.
+    """
+    import time
+
+    import numpy as np
+    import torch
+
+    from recon.backends.gvkf.gaussians import GaussianSet
+    from recon.backends.gvkf.rasterizer import rasterize
+    from recon.errors import InputError
+    from recon.io.cameras.nerf import write_transforms
+    from recon.render.folder import _png, atomic_folder
+    from recon.render.rig import sphere_rig
+
+    if views < 1 or size < 2 or not 1.0 <= fov <= 170.0:
+        raise ConfigError("need --views >= 1, --size >= 2 and 1 <= --fov <= 170", None, "e.g. --views 24 --size 128")
+    bg = {"white": 1.0, "black": 0.0}.get(background)
+    if bg is None:
+        raise ConfigError(f"unknown --background {background!r}", None, "use white or black")
+    out = Path(output)
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise ConfigError("output folder exists and is not empty", out, "choose another folder or pass --force")
+    try:
+        g = GaussianSet.load(gaussians, device=device)
+    except (OSError, ValueError, KeyError):
+        raise InputError("not a saved Gaussians file", gaussians,
+                         "write one with `recon reconstruct DIR --backend gvkf --save-gaussians G.npz`") from None
+    if cameras is not None:
+        from recon.io.cameras import load_views
+        from recon.io.images import scale_cameras, target_size
+
+        cams = load_views(cameras).cameras
+        cams = scale_cameras(cams, *target_size(cams.width, cams.height, size))
+    else:
+        means = g.means.detach().cpu().numpy().astype(np.float64)
+        centre = np.median(means, axis=0)
+        radius = float(np.quantile(np.linalg.norm(means - centre, axis=1), 0.99)) * 1.1
+        cams = sphere_rig(centre, radius, views, size, fov_deg=fov, seed=seed)
+    from recon.device import torch_threads
+
+    times = []
+    with atomic_folder(out, force) as tmp, torch_threads(1, torch.device(device)):
+        (tmp / "images").mkdir()
+        names = []
+        with torch.no_grad():
+            for c in range(len(cams)):  # loop over views
+                t0 = time.perf_counter()
+                r = rasterize(g, torch.as_tensor(cams.K[c], dtype=torch.float32, device=device),
+                              torch.as_tensor(cams.cam_to_world[c], dtype=torch.float32, device=device),
+                              cams.width, cams.height, background=torch.full((3,), bg, device=device),
+                              tile_size=4, compute_extras=False)
+                times.append(time.perf_counter() - t0)
+                rgba = torch.cat([r.rgb, r.alpha[..., None]], -1).cpu().numpy()
+                names.append(f"images/r_{c:03d}.png")
+                _png(tmp / names[-1], rgba)
+        write_transforms(tmp / "transforms.json", cams, names,
+                         extra={"render": {"gaussians": str(gaussians), "count": len(g), "background": background}})
+    return out, float(np.median(times))
+
+
 def register(app: typer.Typer) -> None:
-    """Add the ``render`` command to ``app`` (a second call does nothing)."""
+    """Add the ``render`` and ``render-gaussians`` commands to ``app`` (a second call does nothing)."""
     if any(getattr(c, "name", None) == "render" for c in app.registered_commands):
         return
+
+    @app.command("render-gaussians")
+    def render_gaussians_command(
+        gaussians: Path = typer.Argument(..., help="Gaussians saved by `recon reconstruct DIR --backend gvkf --save-gaussians G.npz`"),
+        output: Path = typer.Option(..., "-o", "--output", help="folder to write (images/*.png with alpha, transforms.json)"),
+        views: int = typer.Option(24, "--views", help="number of novel views on a sphere around the Gaussians"),
+        size: int = typer.Option(128, "--size", help="image width = height in pixels (longest side with --cameras)"),
+        seed: int = typer.Option(0, "--seed", help="rotates the viewpoint set"),
+        fov: float = typer.Option(40.0, "--fov", help="field of view in degrees"),
+        background: str = typer.Option("white", "--background", help="white | black"),
+        cameras: Optional[Path] = typer.Option(None, "--cameras", help="render the cameras of this posed-image folder instead"),
+        device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
+        force: bool = typer.Option(False, "--force", help="replace a non-empty output folder"),
+    ) -> None:
+        """Render trained Gaussians from new viewpoints (novel views) with the differentiable rasteriser."""
+        folder, sec = render_gaussians(gaussians, output, views=views, size=size, seed=seed, fov=fov,
+                                       background=background, cameras=cameras, force=force, device=device)
+        typer.echo(f"wrote {folder} ({sec * 1000:.0f} ms per frame, {1.0 / max(sec, 1e-9):.0f} fps)")
 
     @app.command("render")
     def render_command(
@@ -60,4 +152,4 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"wrote {views} views of {size}x{size} to {folder}")
 
 
-__all__ = ["register", "render"]
+__all__ = ["register", "render", "render_gaussians"]

@@ -45,8 +45,9 @@ def load_saved_gaussians(path: str | Path) -> GaussianSource:
 
     try:
         return GaussianSource(GaussianSet.load(path), source=str(path))
-    except (OSError, ValueError, KeyError) as e:
-        raise InputError(f"cannot read the Gaussians ({e})", path, "write them again with --save-gaussians") from None
+    except (OSError, ValueError, KeyError):
+        raise InputError("the saved Gaussians cannot be read", path,
+                         "write them again with `recon reconstruct DIR --backend gvkf --save-gaussians G.npz`") from None
 
 
 def _icosphere() -> tuple[np.ndarray, np.ndarray]:
