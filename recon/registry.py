@@ -111,6 +111,14 @@ BUILTIN_BACKENDS: tuple[BackendSpec, ...] = (
         description="SDF volume rendering from posed images (VolSDF: Laplace density, error-bounded sampling)",
         python_deps=("torch",),
     ),
+    BackendSpec(
+        name="gvkf",
+        config="recon.backends.gvkf.config:GVKFConfig",
+        target="recon.backends.gvkf.backend:GVKFBackend",
+        requires=frozenset({"images"}),
+        description="3D Gaussians rasterised differentiably, opacity turned into a signed distance (GVKF)",
+        python_deps=("torch", "scipy"),
+    ),
 )
 
 

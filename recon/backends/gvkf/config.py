@@ -1,0 +1,131 @@
+"""Options of the GVKF backend (3D Gaussians + opacity-to-SDF). Defaults are sized for a 2-core CPU.
+
+All lengths are in the normalised frame: the scene of interest lies inside the unit sphere
+(``recon.io.cameras.normalize_views``); fields and meshes map back to world units on export.
+The learning rates follow 3D Gaussian splatting's, rescaled for a short CPU schedule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from recon.errors import ConfigError
+
+
+@dataclass
+class GVKFConfig:
+    """GVKF options (defaults are the recommended values on a small CPU)."""
+
+    # ---- initialisation
+    # "auto": COLMAP points3D when the folder has them, else the visual hull of the masks, else random
+    # points in the unit sphere. "points3d" / "hull" / "random" force one.
+    init: Literal["auto", "points3d", "hull", "random"] = "auto"
+    # Gaussians drawn at initialisation (points3D are subsampled to this many).
+    init_count: int = 6000
+    # Visual hull: voxels per axis of the carving grid over [-1, 1]^3; a voxel is kept when it projects
+    # inside the mask of at least this share of the views that see it.
+    hull_resolution: int = 96
+    hull_agreement: float = 0.95
+    # Initial opacity of every Gaussian.
+    init_opacity: float = 0.5
+    # ---- rasteriser
+    tile_size: int = 4
+    # Per-tile cap on Gaussians while training (null: exact). Nothing beyond the cap is composited.
+    max_per_tile: int | None = None
+    # ---- training
+    steps: int = 1000
+    # Training wall-clock budget in seconds (null: steps only). Schedules follow the larger of
+    # step / steps and elapsed / time_budget.
+    time_budget: float | None = None
+    # Images larger than this (longest side, pixels) are downscaled on load.
+    max_image_size: int | None = 128
+    # Views per optimisation step (their losses are averaged).
+    views_per_step: int = 1
+    # Learning rates (Adam): means decay exponentially from lr_means to lr_means_final.
+    lr_means: float = 1.6e-3
+    lr_means_final: float = 1.6e-5
+    lr_scales: float = 5e-3
+    lr_quats: float = 1e-3
+    lr_opacity: float = 5e-2
+    lr_colours: float = 1e-2
+    # Photometric loss (1 - ssim_weight) * L1 + ssim_weight * (1 - SSIM).
+    ssim_weight: float = 0.2
+    # Depth-normal consistency weight and the training fraction where it starts.
+    normal_weight: float = 0.05
+    normal_from: float = 0.5
+    # Distortion (2DGS) weight and start fraction.
+    distortion_weight: float = 100.0
+    distortion_from: float = 0.5
+    # Binary cross-entropy of the rendered opacity against the masks (when masks exist).
+    mask_weight: float = 0.1
+    # Penalty on the product of the three scales (keeps Gaussians thin), as GVKF's 0.01 * mean(prod s).
+    volume_weight: float = 0.01
+    # ---- densification (3DGS: clone small, split large, prune transparent)
+    densify_from: int = 100
+    densify_every: int = 100
+    # Densify until this fraction of training.
+    densify_until: float = 0.6
+    # Average view-space positional gradient (pixels) above which a Gaussian is cloned or split.
+    densify_grad: float = 2e-4
+    # Gaussians with max scale below this (normalised units) are cloned, above it split in two.
+    dense_scale: float = 0.01
+    # Prune below this opacity, and Gaussians larger than this (max scale, normalised units).
+    prune_opacity: float = 0.01
+    prune_scale: float = 0.2
+    # Reset opacities to at most this value every opacity_reset_every steps (0: never).
+    opacity_reset: float = 0.05
+    opacity_reset_every: int = 1000
+    # Upper bound on the number of Gaussians.
+    max_gaussians: int = 40000
+    # ---- surface
+    # Training views (evenly spaced) used for the opacity-to-SDF query.
+    sdf_views: int = 16
+    # "tetra": marching tetrahedra on a Delaunay of points around the Gaussians (the paper's);
+    # "grid": marching cubes of the same field on a regular grid around the Gaussians.
+    mesh_method: Literal["tetra", "grid"] = "grid"
+    # Grid cells along the longest side of the Gaussians' box ("grid" method).
+    mesh_resolution: int = 128
+    # Logistic shift of the opacity-to-distance map D = ln(1/O - 1) - shift (docs: 0.15).
+    sdf_shift: float = 0.15
+    # ---- misc
+    background: Literal["auto", "white", "black"] = "auto"
+    seed: int = 0
+    # torch intra-op CPU threads while training (null/0: leave torch's setting).
+    threads: int | None = 1
+    checkpoint_every: float = 120.0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    def __post_init__(self) -> None:
+        def bad(msg: str, fix: str) -> None:
+            raise ConfigError(msg, None, fix)
+
+        if self.init not in ("auto", "points3d", "hull", "random"):
+            bad(f"unknown init {self.init!r}", "use auto, points3d, hull or random")
+        if self.init_count < 1 or self.max_gaussians < self.init_count:
+            bad("init_count must be >= 1 and <= max_gaussians", "use 6000 and 40000")
+        if not 0 < self.init_opacity < 1:
+            bad("init_opacity must be in (0, 1)", "use 0.5")
+        if self.hull_resolution < 8 or not 0 < self.hull_agreement <= 1:
+            bad("hull_resolution must be >= 8 and hull_agreement in (0, 1]", "use 96 and 0.95")
+        if self.tile_size < 1 or (self.max_per_tile is not None and self.max_per_tile < 1):
+            bad("tile_size and max_per_tile must be >= 1", "use 8 and null")
+        if self.steps < 0 or self.views_per_step < 1:
+            bad("steps must be >= 0 and views_per_step >= 1", "use 3000 and 1")
+        if self.time_budget is not None and not self.time_budget > 0:
+            bad(f"time_budget must be positive or null, got {self.time_budget}", "give seconds, e.g. 300")
+        if min(self.lr_means, self.lr_means_final, self.lr_scales, self.lr_quats, self.lr_opacity,
+               self.lr_colours) <= 0:
+            bad("learning rates must be positive", "use the defaults")
+        if not 0 <= self.ssim_weight <= 1:
+            bad("ssim_weight must be in [0, 1]", "use 0.2")
+        if min(self.normal_weight, self.distortion_weight, self.mask_weight, self.volume_weight) < 0:
+            bad("loss weights must be >= 0", "use the defaults")
+        if self.densify_every < 1 or not 0 <= self.densify_until <= 1 or self.densify_grad <= 0:
+            bad("densify_every >= 1, densify_until in [0, 1], densify_grad > 0", "use 100, 0.6, 2e-4")
+        if self.sdf_views < 1 or self.mesh_resolution < 8:
+            bad("sdf_views must be >= 1 and mesh_resolution >= 8", "use 16 and 128")
+        if self.max_image_size is not None and self.max_image_size < 8:
+            bad("max_image_size must be >= 8 or null", "use 128")
+        if self.checkpoint_every <= 0:
+            bad("checkpoint_every must be positive", "use 120")
