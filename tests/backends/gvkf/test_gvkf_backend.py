@@ -109,7 +109,7 @@ def test_cli_reconstructs_a_rendered_folder(sphere_views, tmp_path):
 
     folder = write_render_folder(sphere_views, tmp_path / "scene")
     out = tmp_path / "mesh.ply"
-    res = CliRunner().invoke(app, ["reconstruct", str(folder), "-o", str(out), "--backend", "gvkf", "--steps", "80",
+    res = CliRunner().invoke(app, ["reconstruct", str(folder), "-o", str(out), "--backend", "gvkf", "--steps", "250",
                                    "--set", "init_count=800", "--set", "mesh_resolution=32", "--set", "sdf_views=6",
                                    "--save-gaussians", str(tmp_path / "g.npz"), "-q"])
     assert res.exit_code == 0, res.output
