@@ -67,6 +67,9 @@ def test_parse_override_types():
     assert parse_override("x=true") == (["x"], True)
     assert parse_override("x=[1, 2]") == (["x"], [1, 2])
     assert parse_override("x=hello") == (["x"], "hello")
+    assert parse_override("x=1e9") == (["x"], 1e9)  # PyYAML alone gives the string "1e9"
+    assert parse_override("x=2.5E-3") == (["x"], 2.5e-3)
+    assert parse_override("x=nan") == (["x"], "nan")
     with pytest.raises(ConfigError):
         parse_override("novalue")
 
