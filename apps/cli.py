@@ -127,6 +127,7 @@ def reconstruct(
     chunk_size: Optional[float] = typer.Option(None, "--chunk-size", help="kernel: solve in cubes of this size (world units)"),
     mise_iter: Optional[int] = typer.Option(None, "--mise-iter", help="kernel: MISE refinement iterations when meshing"),
     depth: Optional[int] = typer.Option(None, "--depth", help="poisson: octree depth"),
+    model: Optional[str] = typer.Option(None, "--model", help="kernel: none (training-free, default) | learned (the committed neural kernel)"),
     json_out: bool = typer.Option(False, "--json", help="print the summary as JSON on stdout"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
     save_field: Optional[Path] = typer.Option(None, "--save-field", help="kernel: also write the solved field (.npz) for `recon view` (iso-level and trim sliders)"),
@@ -146,7 +147,7 @@ def reconstruct(
     posed = _is_posed_images(input)
     overrides = list(set_)
     for key, value in (("detail", detail), ("voxel_size", voxel_size), ("chunk_size", chunk_size),
-                       ("mise_iter", mise_iter), ("depth", depth), ("steps", steps),
+                       ("mise_iter", mise_iter), ("depth", depth), ("model", model), ("steps", steps),
                        ("time_budget", _parse_duration(time_budget))):
         if value is not None:
             overrides.append(f"{key}={value}")
@@ -516,6 +517,10 @@ register_render(app)
 from recon_apps.batch_cli import register as register_batch  # noqa: E402  (imports only typer)
 
 register_batch(app)
+
+from recon_apps.train_kernel_cli import register as register_train_kernel  # noqa: E402  (imports only typer)
+
+register_train_kernel(train_app)
 
 
 @train_app.command("normals")

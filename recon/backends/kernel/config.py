@@ -63,6 +63,12 @@ class KernelConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # Memory guard: refuse hierarchies estimated above this many voxels (all levels).
     max_voxels: int = 20_000_000
+    # Kernel model: "none" = training-free hierarchical B-spline kernel (kernel_dim 0); "learned" = the
+    # trained neural kernel (recon/backends/kernel/learned: learned features, predicted normals, UDF trimming).
+    model: Literal["none", "learned"] = "none"
+    # Learned-kernel weights file (model "learned" only); null = the committed
+    # recon/backends/kernel/learned/weights/learned_kernel.pt (made by `recon train kernel`).
+    weights: str | None = None
 
     def __post_init__(self) -> None:
         if self.voxel_size is not None and not self.voxel_size > 0:
@@ -89,3 +95,9 @@ class KernelConfig:
             raise ConfigError(f"unknown preconditioner {self.preconditioner!r}", None, "use auto, jacobi or multilevel")
         if self.max_voxels < 1000:
             raise ConfigError(f"max_voxels too small: {self.max_voxels}", None, "use at least 1000")
+        if self.model not in ("none", "learned"):
+            raise ConfigError(f"unknown kernel model {self.model!r}", None, "use model none or learned")
+        if self.weights is not None and (not isinstance(self.weights, str) or not self.weights.strip()):
+            raise ConfigError("weights must be a file path or null", None, "set weights to a .pt file or null")
+        if self.weights is not None and self.model != "learned":
+            raise ConfigError("weights is set but model is 'none'", None, "set model: learned or drop weights")

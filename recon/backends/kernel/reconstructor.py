@@ -65,6 +65,8 @@ class KernelReconstructor:
             ConfigError: the voxel size would exceed the memory guard (the message suggests one).
         """
         cfg = self.config
+        if cfg.model == "learned":
+            return self._reconstruct_learned(points, normals, sensor, progress)
         device = resolve_torch_device(cfg.device, points)
         p = _as_numpy(points, np.float64)
         if p is None or p.ndim != 2 or p.shape[1] != 3:
@@ -105,3 +107,9 @@ class KernelReconstructor:
             return fit_field(t, torch.from_numpy(tn).to(device), h, cfg, offset=toff, progress=progress)
 
         return fit_chunked(local, n, h, cfg.chunk_size, cfg.overlap, cfg.depth, offset, fit_one, mesh_kw)
+
+    def _reconstruct_learned(self, points: Any, normals: Any, sensor: Any, progress: Progress):
+        """The learned-kernel path (``model: learned``): see :mod:`recon.backends.kernel.learned.field`."""
+        from recon.backends.kernel.learned.infer import reconstruct_learned
+
+        return reconstruct_learned(self.config, points, normals, sensor, progress=progress)
