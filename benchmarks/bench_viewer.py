@@ -8,7 +8,7 @@ the order alternates so drifting machine load affects both. Reports the median r
     python benchmarks/bench_viewer.py [--pairs 5] [--input MESH_OR_CLOUD] [--sample N] [--sections kernel volsdf gvkf]
 
 The image sections train VolSDF / GVKF on the rendered bunny of bench_multiview.py with and without
-the live view, which then also shows the current mesh / Gaussians every 30 s of training.
+the live view, which then also shows the current mesh (every 30 s) / Gaussians (every 5 s) of training.
 """
 
 from __future__ import annotations
@@ -80,9 +80,10 @@ def main() -> None:
                 steps = a.volsdf_steps if name == "volsdf" else a.gvkf_steps
                 base = ["reconstruct", str(folder), "-o", mesh, "-q", "--backend", name, "--steps", str(steps),
                         "--checkpoint-dir", str(Path(tmp) / "ckpt"), "--set", "checkpoint_every=1.0e9"]
-                what = "a coarse mesh (64 cells) of the current SDF" if name == "volsdf" else "the current Gaussians"
+                what = "a coarse mesh (64 cells) of the current SDF every 30 s" if name == "volsdf" else \
+                    "the current Gaussians every 5 s"
                 sections.append((f"{name} backend, the rendered bunny (48 views of 128 x 128), {steps} steps: the live "
-                                 f"scene adds {what} every 30 s of training", *measure(base, a.pairs, png)))
+                                 f"scene adds {what} of training", *measure(base, a.pairs, png)))
     info = machine_info()
     lines = [
         "# Live view overhead",
