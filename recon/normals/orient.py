@@ -14,6 +14,14 @@ Two strategies:
   that is extreme along a direction d lies on its outer hull, where an outward
   normal has ``n . d > 0``; 64 directions (d and -d pairs) vote, weighted by
   ``n . d``. Open, flat pieces give a tied vote and then face +z ("up").
+
+  Before that global vote (without a sensor), the tree is cut at unreliable edges
+  (sharp creases, and edges leaving the tangent planes, which jump across thin
+  sheets) into segments. Each segment takes the sign voted by its points' inside /
+  outside probes through a voxel shell of the cloud (:mod:`recon.normals.visibility`);
+  segments without a clear vote get their sign relative to decided segments over a
+  second spanning tree, of the segment graph (cheapest kNN links between segments).
+  Components with no decided segment fall back to the extreme-point vote.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from scipy import sparse
 from scipy.sparse.csgraph import breadth_first_order, connected_components, minimum_spanning_tree
 
 from recon.errors import InputError
+from recon.normals.visibility import side_votes
 from recon.ops.knn import knn
 
 DEFAULT_K = 10
@@ -30,6 +39,16 @@ DEFAULT_K = 10
 EPS = 1e-4
 #: Directions (half of them; each is used with its opposite) of the visibility vote.
 N_VOTE_DIRECTIONS = 32
+#: Tree edges with |n_i . n_parent| below this are creases where a propagated sign is unreliable;
+#: they cut the spanning tree into segments that take their sign from the visibility votes.
+CREASE_DOT = 0.6
+#: Tree edges whose direction e leaves the tangent planes, (|n_i . e| + |n_parent . e|) / 2 above
+#: this, are cut too: they jump across a thin sheet, where antiparallel normals look aligned.
+OFF_TANGENT = 0.7
+#: A segment's votes decide its sign when at least this many are sure ...
+MIN_SEGMENT_VOTES = 3
+#: ... and |for - against| is at least this fraction of them.
+SEGMENT_MAJORITY = 0.3
 
 
 def _check(points: np.ndarray, normals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -77,6 +96,75 @@ def vote_directions(n_dirs: int = N_VOTE_DIRECTIONS) -> np.ndarray:
     rx = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
     d = d @ (rz @ rx).T
     return np.concatenate([d, -d])
+
+
+def _roots(parent: np.ndarray) -> np.ndarray:
+    """(N,) root of each node of a forest given by its (N,) int64 parent array (roots: own parent)."""
+    anc = parent.copy()
+    while True:  # pointer jumping: ceil(log2(depth)) vectorised rounds
+        nxt = anc[anc]
+        if np.array_equal(nxt, anc):
+            return anc
+        anc = nxt
+
+
+def segments(parent: np.ndarray, cut: np.ndarray) -> np.ndarray:
+    """(N,) int64 segment label per node: the forest ``parent`` minus the ``cut`` (N,) bool edges."""
+    seg_parent = np.where(cut, np.arange(parent.shape[0]), parent)
+    return np.unique(_roots(seg_parent), return_inverse=True)[1].astype(np.int64)
+
+
+def segment_corrections(seg: np.ndarray, votes: np.ndarray, link_a: np.ndarray, link_b: np.ndarray,
+                        link_w: np.ndarray, link_flip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sign correction per node from per-segment majorities of visibility votes.
+
+    A segment whose sure votes agree (at least ``MIN_SEGMENT_VOTES``, margin
+    ``SEGMENT_MAJORITY``) takes the sign they vote for. The others take their sign
+    relative to decided ones over a second spanning tree, of the segment graph: its
+    edges are the cheapest links between two segments, and a virtual root joins every
+    decided segment (an edge that carries the segment's vote as its flip).
+
+    Args:
+        seg: (N,) int64 segment label per node, in [0, S).
+        votes: (N,) int8 per-node votes: +1 keep, -1 flip, 0 unsure.
+        link_a, link_b: (L,) int64 node pairs in different segments (e.g. kNN edges).
+        link_w: (L,) positive link costs (low = the relative sign is trustworthy).
+        link_flip: (L,) bool, whether the two nodes' current normals disagree (n_a . n_b < 0).
+
+    Returns:
+        flip: (N,) bool, nodes whose normal must be negated.
+        settled: (N,) bool, nodes joined (through links) to a decided segment.
+    """
+    n_seg = int(seg.max()) + 1 if seg.size else 0
+    pos = np.bincount(seg, weights=(votes > 0), minlength=n_seg)
+    neg = np.bincount(seg, weights=(votes < 0), minlength=n_seg)
+    tot = pos + neg
+    sure = np.flatnonzero((tot >= MIN_SEGMENT_VOTES) & (np.abs(pos - neg) >= SEGMENT_MAJORITY * tot))
+    sa, sb = seg[link_a], seg[link_b]
+    lo, hi = np.minimum(sa, sb), np.maximum(sa, sb)
+    order = np.lexsort((link_w, hi, lo))  # per segment pair, the cheapest link first
+    lo, hi, w, fl = lo[order], hi[order], link_w[order], link_flip[order]
+    first = np.r_[True, (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])] & (lo != hi)
+    lo, hi, w, fl = lo[first], hi[first], w[first], fl[first]
+    root = n_seg
+    a = np.concatenate([lo, np.full(sure.size, root)])
+    b = np.concatenate([hi, sure])
+    w = np.concatenate([np.asarray(w, dtype=np.float64) + 1e-9, np.full(sure.size, 1e-9)])
+    fl = np.concatenate([fl, neg[sure] > pos[sure]])
+    shape = (n_seg + 1, n_seg + 1)
+    tree = minimum_spanning_tree(sparse.csr_matrix((w, (a, b)), shape=shape))
+    _, pred = breadth_first_order(tree, root, directed=False, return_predecessors=True)
+    reached = pred >= 0
+    reached[root] = True
+    parent = np.where(reached, pred, np.arange(n_seg + 1)).astype(np.int64)
+    parent[root] = root
+    flips = sparse.csr_matrix((np.tile(fl.astype(np.float64) + 1.0, 2), (np.r_[a, b], np.r_[b, a])), shape=shape)
+    kid = np.flatnonzero(parent != np.arange(n_seg + 1))
+    edge_flip = np.zeros(n_seg + 1, dtype=bool)
+    if kid.size:
+        edge_flip[kid] = np.asarray(flips[kid, parent[kid]]).ravel() > 1.5
+    seg_flip = _propagate_parity(parent, edge_flip)[:n_seg]
+    return seg_flip[seg], reached[:n_seg][seg]
 
 
 def _propagate_parity(parent: np.ndarray, flip: np.ndarray) -> np.ndarray:
@@ -139,6 +227,7 @@ def orient_mst(
     neighbors: np.ndarray | None = None,
     sensor: np.ndarray | None = None,
     tangent_weight: float = 0.0,
+    visibility: bool = True,
     return_labels: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Consistently orient normals by MST propagation plus a per-component global sign.
@@ -157,6 +246,13 @@ def orient_mst(
             sheet) are avoided. With clean normals it fixes thin parts (cheburashka's ears:
             92.8% -> 99.9% correctly oriented at 0.5); with noisy PCA normals it hurts
             (dragon + 0.005 noise: 82% -> 28%), hence off by default.
+        visibility: without a sensor, cut the tree at creases (``|n_i . n_parent| < CREASE_DOT``)
+            and at edges leaving the tangent planes (``OFF_TANGENT``), give each segment the sign
+            voted by :func:`recon.normals.visibility.side_votes` (which side of the surface
+            reaches the outside of a voxel shell of the cloud), and sign undecided segments
+            relative to decided ones (:func:`segment_corrections`); components without any
+            decided segment keep the extreme-point vote. trimesh-cad tray (a 3.2-thick plate
+            with sharp rims): 50.3% -> 3.1% against the outward ground truth.
         return_labels: also return the (N,) int32 connected-component labels.
 
     Returns:
@@ -213,6 +309,25 @@ def orient_mst(
     out = n.copy()
     out[odd] *= -1.0
 
+    # segments between creases take the side the visibility votes give them
+    settled = np.zeros(N, dtype=bool)
+    if sensor is None and visibility and N >= 4:
+        radius = np.linalg.norm(p[idx[:, -1]] - p, axis=1)
+        votes = side_votes(p, out, radius)
+        e = p[parent] - p
+        e /= np.maximum(np.linalg.norm(e, axis=1), 1e-30)[:, None]
+        off = 0.5 * (np.abs(np.einsum("ij,ij->i", nd, e)) + np.abs(np.einsum("ij,ij->i", nd[parent], e)))
+        cut = ((np.abs(np.einsum("ij,ij->i", nd, nd[parent])) < CREASE_DOT) | (off > OFF_TANGENT)) & ~is_root
+        seg = segments(parent, cut)
+        la, lb = rows[seg[rows] != seg[cols]], cols[seg[rows] != seg[cols]]
+        od = out.astype(np.float64)
+        e = p[lb] - p[la]
+        e /= np.maximum(np.linalg.norm(e, axis=1), 1e-30)[:, None]
+        dots = np.einsum("ij,ij->i", od[la], od[lb])
+        off = 0.5 * (np.abs(np.einsum("ij,ij->i", od[la], e)) + np.abs(np.einsum("ij,ij->i", od[lb], e)))
+        seg_flip, settled = segment_corrections(seg, votes, la, lb, 1.0 - np.abs(dots) + off, dots < 0)
+        out[seg_flip] *= -1.0
+
     # global sign per component
     od = out.astype(np.float64)
     if sensor is not None:
@@ -228,10 +343,12 @@ def orient_mst(
             up = np.bincount(labels, weights=od[:, 2], minlength=n_comp)
             votes = np.where(tie, up, votes)
     comp_flip = votes < 0
+    comp_flip[np.unique(labels[settled])] = False  # their segments' votes already fixed the sign
     out[comp_flip[labels]] *= -1.0
     if return_labels:
         return out, labels.astype(np.int32)
     return out
 
 
-__all__ = ["DEFAULT_K", "component_votes", "orient_mst", "orient_towards_sensor", "vote_directions"]
+__all__ = ["CREASE_DOT", "DEFAULT_K", "component_votes", "orient_mst", "orient_towards_sensor", "segment_corrections",
+           "segments", "vote_directions"]
