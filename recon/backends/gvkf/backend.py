@@ -73,10 +73,10 @@ class GVKFBackend:
             EmptyResultError: no Gaussian survived pruning.
         """
         from recon.backends.gvkf.trainer import GVKFTrainer
-        from recon.backends.volsdf.backend import _resolve_device
+        from recon.backends.posed import backend_device
         from recon.errors import EmptyResultError, InputError
 
-        dev = _resolve_device(self.config, device)
+        dev = backend_device(self.config.device, device)
         progress.update("gvkf: setting up", None, f"{len(cameras)} views, {cameras.width}x{cameras.height}, {dev}")
         try:
             trainer = GVKFTrainer(self.config, images, masks, cameras, device=dev, to_world=to_world,
@@ -123,12 +123,9 @@ class GVKFBackend:
     def fit(self, scene: Any, *, device: str | None = "cpu", progress: Progress = NULL_PROGRESS,
             checkpoint_dir: str | os.PathLike | None = None, resume: bool = False):
         """Registry entry point: ``scene`` is a :class:`~recon.types.Views` or a Scene with ``views``."""
-        views = scene if isinstance(scene, Views) else getattr(scene, "views", None)
-        if views is None:
-            from recon.errors import InputError
+        from recon.backends.posed import require_views
 
-            raise InputError("the gvkf backend needs posed images, not a point cloud",
-                             getattr(scene, "source", None), "pass a folder of posed images")
+        views = require_views(scene, "gvkf")
         return self.fit_views(views, device=device, progress=progress, checkpoint_dir=checkpoint_dir, resume=resume)
 
     def with_options(self, **changes: Any) -> "GVKFBackend":

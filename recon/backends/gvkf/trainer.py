@@ -12,10 +12,9 @@ checkpoints, so a resumed run continues as a straight one would (on CPU).
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,21 +23,13 @@ from recon.backends.gvkf.config import GVKFConfig
 from recon.backends.gvkf.densify import DensifyStats, densify_and_prune, remap_optimizer, reset_opacity
 from recon.backends.gvkf.gaussians import GaussianSet
 from recon.backends.gvkf.losses import depth_normal_loss, mask_loss, photometric_loss
+from recon.backends.training import TrainingLoop, psnr  # noqa: F401 - psnr is re-exported
 from recon.config import to_dict
-from recon.device import torch_threads
-from recon.progress import NULL_PROGRESS, Progress
 from recon.types import Cameras
 
 CHECKPOINT_NAME = "gvkf.pt"
 CHECKPOINT_VERSION = 1
 _NAMES = ("means", "log_scales", "quats", "opacity_logits", "colour_logits")
-
-
-def psnr(mse: float) -> float:
-    """PSNR in dB of images in [0, 1] from their mean squared error."""
-    import math
-
-    return float("inf") if mse <= 0 else -10.0 * math.log10(mse)
 
 
 @dataclass
@@ -65,7 +56,7 @@ class TrainStats:
     init_method: str = ""
 
 
-class GVKFTrainer:
+class GVKFTrainer(TrainingLoop):
     """Fits 3D Gaussians to posed images.
 
     Args:
@@ -77,7 +68,12 @@ class GVKFTrainer:
         to_world: (4, 4) normalised -> world similarity (stored in checkpoints and the field).
         points3d: optional COLMAP sparse points in the normalised frame ((P, 3) xyz, (P, 3) RGB in [0, 1]).
         checkpoint_dir: where ``gvkf.pt`` is written (periodically, on Ctrl-C, at the end); None = never.
+
+    The loop, the schedule fraction and the checkpoint files come from :class:`TrainingLoop`.
     """
+
+    name = "gvkf"
+    checkpoint_name = CHECKPOINT_NAME
 
     def __init__(self, config: GVKFConfig, images: np.ndarray, masks: np.ndarray | None, cameras: Cameras, *,
                  device: str | torch.device = "cpu", to_world: np.ndarray | None = None,
@@ -123,13 +119,6 @@ class GVKFTrainer:
         lrs = (c.lr_means, c.lr_scales, c.lr_quats, c.lr_opacity, c.lr_colours)
         groups = [{"params": [p], "lr": lr, "name": n} for p, lr, n in zip(self.gaussians.parameters(), lrs, _NAMES)]
         return torch.optim.Adam(groups, eps=1e-15)
-
-    def _fraction(self) -> float:
-        cfg = self.cfg
-        f = self.stats.step / max(cfg.steps, 1)
-        if cfg.time_budget:
-            f = max(f, self.stats.elapsed / cfg.time_budget)
-        return min(f, 1.0)
 
     def _apply_lr(self) -> None:
         c = self.cfg
@@ -210,61 +199,13 @@ class GVKFTrainer:
 
     # ------------------------------------------------------------------ loop
 
-    def done(self) -> bool:
-        cfg = self.cfg
-        return self.stats.step >= cfg.steps or (cfg.time_budget is not None and self.stats.elapsed >= cfg.time_budget)
-
-    def train(self, *, progress: Progress = NULL_PROGRESS, max_steps: int | None = None,
-              callback: Callable[["GVKFTrainer"], None] | None = None, callback_every: float | None = None,
-              log_every: int = 25) -> TrainStats:
-        """Train until ``config.steps`` / ``config.time_budget`` (or ``max_steps`` more steps).
-
-        Args:
-            progress: receives ("gvkf", fraction, "step N loss L psnr P gaussians G").
-            max_steps: stop after this many more steps; None = until done.
-            callback: called with the trainer every ``callback_every`` training seconds (not counted).
-            callback_every: seconds of training between callbacks.
-            log_every: steps between progress reports and history entries.
-
-        Ctrl-C stops training cleanly: a checkpoint is written (if a directory is set) and
-        ``stats.interrupted`` is True; the KeyboardInterrupt is not re-raised.
-        """
-        cfg = self.cfg
-        last_ckpt = self.stats.elapsed
-        next_cb = self.stats.elapsed + (callback_every or 0.0)
-        todo = max_steps
-        with torch_threads(cfg.threads, self.device):
-            try:
-                while not self.done() and (todo is None or todo > 0):
-                    t0 = time.perf_counter()
-                    info = self.step()
-                    if self.device.type == "cuda":
-                        torch.cuda.synchronize(self.device)
-                    self.stats.elapsed += time.perf_counter() - t0
-                    if todo is not None:
-                        todo -= 1
-                    s = self.stats
-                    s.loss, s.psnr, s.count = info["loss"], info["psnr"], info["count"]
-                    if s.step % log_every == 0 or s.step == 1:
-                        s.history.append((s.step, s.elapsed, s.loss, s.psnr, s.count))
-                        progress.update("gvkf", self._fraction(),
-                                        f"step {s.step} loss {s.loss:.4f} psnr {s.psnr:.2f} gaussians {s.count}")
-                    if self.checkpoint_dir is not None and s.elapsed - last_ckpt >= cfg.checkpoint_every:
-                        self.save_checkpoint()
-                        last_ckpt = s.elapsed
-                    if callback is not None and callback_every and s.elapsed >= next_cb:
-                        callback(self)
-                        next_cb = s.elapsed + callback_every
-            except KeyboardInterrupt:
-                self.stats.interrupted = True
-            if self.checkpoint_dir is not None:
-                self.save_checkpoint()
-        return self.stats
+    def record(self, info: dict[str, float]) -> tuple[tuple, str]:
+        s = self.stats
+        s.loss, s.psnr, s.count = info["loss"], info["psnr"], info["count"]
+        return (s.step, s.elapsed, s.loss, s.psnr, s.count), \
+            f"step {s.step} loss {s.loss:.4f} psnr {s.psnr:.2f} gaussians {s.count}"
 
     # ------------------------------------------------------------------ checkpoints
-
-    def checkpoint_path(self) -> Path | None:
-        return None if self.checkpoint_dir is None else self.checkpoint_dir / CHECKPOINT_NAME
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue training (the data excepted)."""
@@ -300,26 +241,6 @@ class GVKFTrainer:
         s.history = [tuple(h) for h in state["history"]]
         s.init_method = state.get("init_method", "")
         s.count = len(g)
-
-    def save_checkpoint(self, path: str | os.PathLike | None = None) -> Path:
-        """Write the training state atomically (temporary file, then rename); returns the path."""
-        from recon.io.atomic import atomic_write
-
-        p = Path(path) if path is not None else self.checkpoint_path()
-        if p is None:
-            raise ValueError("no checkpoint path: give one or set checkpoint_dir")
-        p.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(p) as tmp:
-            torch.save(self.state_dict(), tmp)
-        return p
-
-    def load_checkpoint(self, path: str | os.PathLike | None = None) -> bool:
-        """Resume from a checkpoint; returns False when there is none."""
-        p = Path(path) if path is not None else self.checkpoint_path()
-        if p is None or not p.is_file():
-            return False
-        self.load_state_dict(torch.load(p, map_location=self.device, weights_only=False))
-        return True
 
     # ------------------------------------------------------------------ outputs
 

@@ -24,14 +24,6 @@ from recon.progress import NULL_PROGRESS, Progress
 from recon.types import Cameras, Views
 
 
-def _resolve_device(cfg: VolSDFConfig, device: str | None) -> str:
-    from recon.device import resolve_device
-
-    if cfg.device != "auto":
-        return resolve_device(cfg.device)
-    return resolve_device(device or "auto")
-
-
 class VolSDFBackend:
     """Trains VolSDF on posed images.
 
@@ -70,7 +62,9 @@ class VolSDFBackend:
         """
         from recon.backends.volsdf.trainer import VolSDFTrainer
 
-        dev = _resolve_device(self.config, device)
+        from recon.backends.posed import backend_device
+
+        dev = backend_device(self.config.device, device)
         progress.update("volsdf: setting up", None, f"{len(cameras)} views, {cameras.width}x{cameras.height}, {dev}")
         try:
             trainer = VolSDFTrainer(self.config, images, masks, cameras, device=dev, to_world=to_world,
@@ -114,12 +108,9 @@ class VolSDFBackend:
     def fit(self, scene: Any, *, device: str | None = "cpu", progress: Progress = NULL_PROGRESS,
             checkpoint_dir: str | os.PathLike | None = None, resume: bool = False):
         """Registry entry point: ``scene`` is a :class:`~recon.types.Views` or a Scene with ``views``."""
-        views = scene if isinstance(scene, Views) else getattr(scene, "views", None)
-        if views is None:
-            from recon.errors import InputError
+        from recon.backends.posed import require_views
 
-            raise InputError("the volsdf backend needs posed images, not a point cloud",
-                             getattr(scene, "source", None), "pass a folder of posed images")
+        views = require_views(scene, "volsdf")
         return self.fit_views(views, device=device, progress=progress, checkpoint_dir=checkpoint_dir, resume=resume)
 
     def with_options(self, **changes: Any) -> "VolSDFBackend":

@@ -9,21 +9,19 @@ saved in checkpoints, so a resumed run continues exactly where a straight run wo
 
 from __future__ import annotations
 
-import math
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from recon.backends.volsdf.config import VolSDFConfig
+from recon.backends.training import TrainingLoop, psnr  # noqa: F401 - psnr is re-exported
 from recon.backends.volsdf.renderer import VolSDFModel, sphere_intersection
 from recon.config import to_dict
 from recon.device import torch_threads
-from recon.progress import NULL_PROGRESS, Progress
 from recon.types import Cameras
 
 CHECKPOINT_NAME = "volsdf.pt"
@@ -71,11 +69,6 @@ def pixel_batch_rays(K: torch.Tensor, cam_to_world: torch.Tensor, pixels: torch.
     return o.float(), d.float()
 
 
-def psnr(mse: float) -> float:
-    """PSNR in dB of images in [0, 1] from their mean squared error."""
-    return float("inf") if mse <= 0 else -10.0 * math.log10(mse)
-
-
 @dataclass
 class TrainStats:
     """Where training stands.
@@ -97,7 +90,7 @@ class TrainStats:
     interrupted: bool = False
 
 
-class VolSDFTrainer:
+class VolSDFTrainer(TrainingLoop):
     """Fits a :class:`VolSDFModel` to posed images.
 
     Args:
@@ -108,7 +101,12 @@ class VolSDFTrainer:
         device: torch device.
         to_world: (4, 4) normalised -> world similarity, stored in checkpoints and the field.
         checkpoint_dir: where ``volsdf.pt`` is written (periodically, on Ctrl-C, at the end); None = never.
+
+    The loop, the schedule fraction and the checkpoint files come from :class:`TrainingLoop`.
     """
+
+    name = "volsdf"
+    checkpoint_name = CHECKPOINT_NAME
 
     def __init__(self, config: VolSDFConfig, images: np.ndarray, masks: np.ndarray | None, cameras: Cameras, *,
                  device: str | torch.device = "cpu", to_world: np.ndarray | None = None,
@@ -175,13 +173,6 @@ class VolSDFTrainer:
 
     # ------------------------------------------------------------------ schedule
 
-    def _fraction(self) -> float:
-        cfg = self.cfg
-        f = self.stats.step / max(cfg.steps, 1)
-        if cfg.time_budget:
-            f = max(f, self.stats.elapsed / cfg.time_budget)
-        return min(f, 1.0)
-
     def _apply_lr(self) -> None:
         cfg = self.cfg
         warm = min(1.0, (self.stats.step + 1) / cfg.warmup_steps) if cfg.warmup_steps > 0 else 1.0
@@ -246,62 +237,13 @@ class VolSDFTrainer:
 
     # ------------------------------------------------------------------ loop
 
-    def done(self) -> bool:
-        cfg = self.cfg
-        return self.stats.step >= cfg.steps or (cfg.time_budget is not None and self.stats.elapsed >= cfg.time_budget)
-
-    def train(self, *, progress: Progress = NULL_PROGRESS, max_steps: int | None = None,
-              callback: Callable[["VolSDFTrainer"], None] | None = None, callback_every: float | None = None,
-              log_every: int = 25) -> TrainStats:
-        """Train until ``config.steps`` / ``config.time_budget`` (or ``max_steps`` more steps) are reached.
-
-        Args:
-            progress: receives ("volsdf", fraction, "step N loss L psnr P beta B").
-            max_steps: stop after this many more steps (for chunked training); None = until done.
-            callback: called with the trainer every ``callback_every`` training seconds (its own time
-                does not count as training time), e.g. to evaluate a mesh.
-            callback_every: seconds of training between callbacks.
-            log_every: steps between progress reports and history entries.
-
-        Ctrl-C stops training cleanly: a checkpoint is written (if a directory is set) and
-        ``stats.interrupted`` is True; the KeyboardInterrupt is not re-raised.
-        """
-        cfg = self.cfg
-        last_ckpt = self.stats.elapsed
-        next_cb = self.stats.elapsed + (callback_every or 0.0)
-        todo = max_steps
-        with torch_threads(cfg.threads, self.device):
-            try:
-                while not self.done() and (todo is None or todo > 0):
-                    t0 = time.perf_counter()
-                    info = self.step()
-                    if self.device.type == "cuda":
-                        torch.cuda.synchronize(self.device)
-                    self.stats.elapsed += time.perf_counter() - t0
-                    if todo is not None:
-                        todo -= 1
-                    s = self.stats
-                    s.loss, s.psnr, s.beta = info["loss"], info["psnr"], info["beta"]
-                    if s.step % log_every == 0 or s.step == 1:
-                        s.history.append((s.step, s.elapsed, s.loss, s.psnr, s.beta))
-                        progress.update("volsdf", self._fraction(),
-                                        f"step {s.step} loss {s.loss:.4f} psnr {s.psnr:.2f} beta {s.beta:.4f}")
-                    if self.checkpoint_dir is not None and s.elapsed - last_ckpt >= cfg.checkpoint_every:
-                        self.save_checkpoint()
-                        last_ckpt = s.elapsed
-                    if callback is not None and callback_every and s.elapsed >= next_cb:
-                        callback(self)
-                        next_cb = s.elapsed + callback_every
-            except KeyboardInterrupt:
-                self.stats.interrupted = True
-            if self.checkpoint_dir is not None:
-                self.save_checkpoint()
-        return self.stats
+    def record(self, info: dict[str, float]) -> tuple[tuple, str]:
+        s = self.stats
+        s.loss, s.psnr, s.beta = info["loss"], info["psnr"], info["beta"]
+        return (s.step, s.elapsed, s.loss, s.psnr, s.beta), \
+            f"step {s.step} loss {s.loss:.4f} psnr {s.psnr:.2f} beta {s.beta:.4f}"
 
     # ------------------------------------------------------------------ checkpoints
-
-    def checkpoint_path(self) -> Path | None:
-        return None if self.checkpoint_dir is None else self.checkpoint_dir / CHECKPOINT_NAME
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue training (the data excepted)."""
@@ -334,27 +276,6 @@ class VolSDFTrainer:
         self.generator.set_state(state["generator"].cpu())
         self.stats.elapsed = float(state["elapsed"])
         self.stats.history = [tuple(h) for h in state["history"]]
-
-    def save_checkpoint(self, path: str | os.PathLike | None = None) -> Path:
-        """Write the training state atomically (temporary file, then rename); returns the path."""
-        from recon.io.atomic import atomic_write
-
-        p = Path(path) if path is not None else self.checkpoint_path()
-        if p is None:
-            raise ValueError("no checkpoint path: give one or set checkpoint_dir")
-        p.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(p) as tmp:
-            torch.save(self.state_dict(), tmp)
-        return p
-
-    def load_checkpoint(self, path: str | os.PathLike | None = None) -> bool:
-        """Resume from a checkpoint; returns False when there is none."""
-        p = Path(path) if path is not None else self.checkpoint_path()
-        if p is None or not p.is_file():
-            return False
-        state = torch.load(p, map_location=self.device, weights_only=False)
-        self.load_state_dict(state)
-        return True
 
     # ------------------------------------------------------------------ outputs
 

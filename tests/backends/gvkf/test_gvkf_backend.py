@@ -31,13 +31,6 @@ def sphere_views():
     return render_views(Mesh(s.vertices, s.faces), supersample=1, cameras=cams)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 def chamfer_to_sphere(mesh: Mesh) -> float:
     """Mean |r - R| of the mesh's vertices (the distance to the analytic sphere)."""

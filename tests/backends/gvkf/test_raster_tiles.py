@@ -14,13 +14,6 @@ from recon.backends.gvkf.tiles import bin_gaussians, tile_rects
 from recon.ops.rays import image_rays
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 def test_ewa_radius_of_isotropic_gaussian_on_axis():
     f, z, s = 50.0, 2.0, 0.1

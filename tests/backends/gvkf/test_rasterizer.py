@@ -16,13 +16,6 @@ from recon.ops.rays import image_rays
 OUTPUTS = ("rgb", "alpha", "depth", "normal", "distortion")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 def look_at(eye, target=(0.0, 0.0, 0.0), up=(0.0, 0.0, 1.0)) -> torch.Tensor:
     """(4, 4) float64 OpenCV camera-to-world at ``eye`` looking at ``target``."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pytest
 import torch
 
 from recon.backends.gvkf import surface
@@ -14,13 +13,6 @@ from recon.backends.gvkf.gaussians import GaussianSet
 from recon.backends.gvkf.surface import opacity_to_sdf, opacity_to_sdf_reference
 from recon.backends.gvkf.tetra import extract_mesh
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
 
 
 def look_at(eye: np.ndarray, target: np.ndarray | None = None) -> np.ndarray:

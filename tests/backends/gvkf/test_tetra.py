@@ -19,13 +19,6 @@ from recon.errors import ReconError
 RADIUS = 0.5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 def sphere_sdf(x: torch.Tensor) -> torch.Tensor:
     return x.norm(dim=1) - RADIUS

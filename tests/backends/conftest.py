@@ -1,5 +1,5 @@
-"""One torch thread for the VolSDF tests: small tensors, and the CPU is shared (OpenMP spinning under
-load made single tests 10x slower)."""
+"""One torch thread for the backend tests: small tensors, and the CPU is shared (OpenMP spinning under
+load made single VolSDF tests 10x slower)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,139 @@
+"""The training loop the image backends share (VolSDF, GVKF): steps until a step count or a time
+budget, progress, periodic callbacks that do not count as training time, Ctrl-C that stops cleanly,
+and atomic checkpoints.
+
+A trainer subclasses :class:`TrainingLoop` and provides ``cfg`` (with ``steps``, ``time_budget``,
+``threads`` and ``checkpoint_every``), ``device``, ``stats`` (with ``step``, ``elapsed``,
+``history`` and ``interrupted``), ``checkpoint_dir``, and the methods :meth:`step`,
+:meth:`record`, :meth:`state_dict` and :meth:`load_state_dict`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from recon.device import torch_threads
+from recon.progress import NULL_PROGRESS, Progress
+
+
+def psnr(mse: float) -> float:
+    """PSNR in dB of images in [0, 1] from their mean squared error."""
+    return float("inf") if mse <= 0 else -10.0 * math.log10(mse)
+
+
+class TrainingLoop:
+    """Mixin: the loop, schedule fraction and checkpoints of an iterative trainer."""
+
+    #: progress stage name and checkpoint file name (set by subclasses)
+    name = "training"
+    checkpoint_name = "checkpoint.pt"
+
+    # ------------------------------------------------------------------ to provide
+
+    def step(self) -> dict[str, float]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def record(self, info: dict[str, float]) -> tuple[tuple, str]:  # pragma: no cover - abstract
+        """Store a step's ``info`` in ``stats``; return its history row and progress text."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ schedule
+
+    def _fraction(self) -> float:
+        """Training progress in [0, 1]: the larger of step / steps and elapsed / time_budget."""
+        cfg = self.cfg
+        f = self.stats.step / max(cfg.steps, 1)
+        if cfg.time_budget:
+            f = max(f, self.stats.elapsed / cfg.time_budget)
+        return min(f, 1.0)
+
+    def done(self) -> bool:
+        cfg = self.cfg
+        return self.stats.step >= cfg.steps or (cfg.time_budget is not None and self.stats.elapsed >= cfg.time_budget)
+
+    # ------------------------------------------------------------------ loop
+
+    def train(self, *, progress: Progress = NULL_PROGRESS, max_steps: int | None = None,
+              callback: Callable[[Any], None] | None = None, callback_every: float | None = None,
+              log_every: int = 25):
+        """Train until ``config.steps`` / ``config.time_budget`` (or ``max_steps`` more steps) are reached.
+
+        Args:
+            progress: receives (``name``, fraction, a one-line summary of the last step).
+            max_steps: stop after this many more steps (for chunked training); None = until done.
+            callback: called with the trainer every ``callback_every`` training seconds (its own time
+                does not count as training time), e.g. to evaluate a mesh or feed a live view.
+            callback_every: seconds of training between callbacks.
+            log_every: steps between progress reports and history entries.
+
+        Returns:
+            ``stats``. Ctrl-C stops training cleanly: a checkpoint is written (if a directory is set)
+            and ``stats.interrupted`` is True; the KeyboardInterrupt is not re-raised.
+        """
+        cfg = self.cfg
+        last_ckpt = self.stats.elapsed
+        next_cb = self.stats.elapsed + (callback_every or 0.0)
+        todo = max_steps
+        with torch_threads(cfg.threads, self.device):
+            try:
+                while not self.done() and (todo is None or todo > 0):
+                    t0 = time.perf_counter()
+                    info = self.step()
+                    if self.device.type == "cuda":
+                        torch.cuda.synchronize(self.device)
+                    self.stats.elapsed += time.perf_counter() - t0
+                    if todo is not None:
+                        todo -= 1
+                    row, text = self.record(info)
+                    s = self.stats
+                    if s.step % log_every == 0 or s.step == 1:
+                        s.history.append(row)
+                        progress.update(self.name, self._fraction(), text)
+                    if self.checkpoint_dir is not None and s.elapsed - last_ckpt >= cfg.checkpoint_every:
+                        self.save_checkpoint()
+                        last_ckpt = s.elapsed
+                    if callback is not None and callback_every and s.elapsed >= next_cb:
+                        callback(self)
+                        next_cb = s.elapsed + callback_every
+            except KeyboardInterrupt:
+                self.stats.interrupted = True
+            if self.checkpoint_dir is not None:
+                self.save_checkpoint()
+        return self.stats
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def checkpoint_path(self) -> Path | None:
+        return None if self.checkpoint_dir is None else Path(self.checkpoint_dir) / self.checkpoint_name
+
+    def save_checkpoint(self, path: str | os.PathLike | None = None) -> Path:
+        """Write the training state atomically (temporary file, then rename); returns the path."""
+        from recon.io.atomic import atomic_write
+
+        p = Path(path) if path is not None else self.checkpoint_path()
+        if p is None:
+            raise ValueError("no checkpoint path: give one or set checkpoint_dir")
+        p.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(p) as tmp:
+            torch.save(self.state_dict(), tmp)
+        return p
+
+    def load_checkpoint(self, path: str | os.PathLike | None = None) -> bool:
+        """Resume from a checkpoint; returns False when there is none."""
+        p = Path(path) if path is not None else self.checkpoint_path()
+        if p is None or not p.is_file():
+            return False
+        self.load_state_dict(torch.load(p, map_location=self.device, weights_only=False))
+        return True
