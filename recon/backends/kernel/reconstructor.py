@@ -35,6 +35,45 @@ def _as_numpy(a: Any, dtype) -> np.ndarray | None:
     return np.asarray(a, dtype=dtype)
 
 
+def checked_inputs(points: Any, normals: Any, sensor: Any, progress: Progress = NULL_PROGRESS
+                   ) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Validate the inputs of a kernel reconstruction and fill in missing normals.
+
+    Args:
+        points: (N, 3) positions (numpy or torch). normals: optional (N, 3). sensor: optional (3,) or
+            (N, 3) scanner positions (used to orient estimated normals).
+
+    Returns:
+        (M, 3) float64 points, (M, 3) float32 unit normals (rows with a zero or non-finite normal
+        dropped) and whether the normals were given.
+
+    Raises:
+        InputError: wrong shapes, fewer than 10 points (or valid normals), non-finite values.
+    """
+    p = _as_numpy(points, np.float64)
+    if p is None or p.ndim != 2 or p.shape[1] != 3:
+        raise InputError(f"points must be an (N, 3) array, got shape {getattr(p, 'shape', None)}")
+    if len(p) < 10:
+        raise InputError(f"need at least 10 points, got {len(p)}")
+    if not np.isfinite(p).all():
+        raise InputError("points contain NaN or infinite values", None, "drop those points first")
+    n = _as_numpy(normals, np.float32)
+    given = n is not None
+    if n is None:
+        progress.update("kernel: normals")
+        from recon.normals import estimate_normals
+
+        s = _as_numpy(sensor, np.float64)
+        n = estimate_normals(p, orient="sensor" if s is not None else "mst", sensor=s)
+    if n.shape != p.shape:
+        raise InputError(f"normals shape {n.shape} does not match points {p.shape}")
+    length = np.linalg.norm(n, axis=1)
+    good = np.isfinite(length) & (length > 1e-8)
+    if good.sum() < 10:
+        raise InputError("fewer than 10 points have a valid normal", None, "check the normals")
+    return p[good], (n[good] / length[good, None]).astype(np.float32), given
+
+
 class KernelReconstructor:
     """Training-free NKSR-style reconstruction (hierarchical quadratic B-splines + gradient fitting).
 
@@ -68,27 +107,7 @@ class KernelReconstructor:
         if cfg.model == "learned":
             return self._reconstruct_learned(points, normals, sensor, progress)
         device = resolve_torch_device(cfg.device, points)
-        p = _as_numpy(points, np.float64)
-        if p is None or p.ndim != 2 or p.shape[1] != 3:
-            raise InputError(f"points must be an (N, 3) array, got shape {getattr(p, 'shape', None)}")
-        if len(p) < 10:
-            raise InputError(f"need at least 10 points, got {len(p)}")
-        if not np.isfinite(p).all():
-            raise InputError("points contain NaN or infinite values", None, "drop those points first")
-        n = _as_numpy(normals, np.float32)
-        if n is None:
-            progress.update("kernel: normals")
-            from recon.normals import estimate_normals
-
-            s = _as_numpy(sensor, np.float64)
-            n = estimate_normals(p, orient="sensor" if s is not None else "mst", sensor=s)
-        if n.shape != p.shape:
-            raise InputError(f"normals shape {n.shape} does not match points {p.shape}")
-        length = np.linalg.norm(n, axis=1)
-        good = np.isfinite(length) & (length > 1e-8)
-        if good.sum() < 10:
-            raise InputError("fewer than 10 points have a valid normal", None, "check the normals")
-        p, n = p[good], (n[good] / length[good, None]).astype(np.float32)
+        p, n, _ = checked_inputs(points, normals, sensor, progress)
         lo, hi = p.min(0), p.max(0)
         offset = 0.5 * (lo + hi)
         local = p - offset

@@ -54,7 +54,7 @@ def reconstruct_learned(config: Any, points: Any, normals: Any = None, sensor: A
     Returns:
         The :class:`LearnedKernelField` (world units, negative inside).
     """
-    from recon.backends.kernel.reconstructor import _as_numpy, resolve_torch_device
+    from recon.backends.kernel.reconstructor import checked_inputs, resolve_torch_device
     from recon.backends.kernel.scale import check_memory, voxel_size_from_detail
     from recon.device import torch_threads
 
@@ -63,28 +63,7 @@ def reconstruct_learned(config: Any, points: Any, normals: Any = None, sensor: A
                           "drop chunk_size or use model: none")
     device = resolve_torch_device(config.device, points)
     model = load_model(config, device)
-    p = _as_numpy(points, np.float64)
-    if p is None or p.ndim != 2 or p.shape[1] != 3:
-        raise InputError(f"points must be an (N, 3) array, got shape {getattr(p, 'shape', None)}")
-    if len(p) < 10:
-        raise InputError(f"need at least 10 points, got {len(p)}")
-    if not np.isfinite(p).all():
-        raise InputError("points contain NaN or infinite values", None, "drop those points first")
-    n = _as_numpy(normals, np.float32)
-    has_normals = n is not None
-    if n is None:
-        progress.update("kernel: normals")
-        from recon.normals import estimate_normals
-
-        s = _as_numpy(sensor, np.float64)
-        n = estimate_normals(p, orient="sensor" if s is not None else "mst", sensor=s)
-    if n.shape != p.shape:
-        raise InputError(f"normals shape {n.shape} does not match points {p.shape}")
-    length = np.linalg.norm(n, axis=1)
-    good = np.isfinite(length) & (length > 1e-8)
-    if good.sum() < 10:
-        raise InputError("fewer than 10 points have a valid normal", None, "check the normals")
-    p, n = p[good], (n[good] / length[good, None]).astype(np.float32)
+    p, n, has_normals = checked_inputs(points, normals, sensor, progress)
     lo, hi = p.min(0), p.max(0)
     offset = 0.5 * (lo + hi)
     pt = torch.from_numpy((p - offset).astype(np.float32)).to(device)
