@@ -86,14 +86,10 @@ class GVKFTrainer(TrainingLoop):
         self.device = torch.device(device)
         self.to_world = np.eye(4) if to_world is None else np.asarray(to_world, np.float64)
         self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
-        images = np.asarray(images, np.float32)
-        if images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError(f"images must be (C, H, W, 3), got {images.shape}")
+        from recon.backends.posed import check_image_arrays
+
+        images, masks = check_image_arrays(images, masks, cameras)
         C, H, W, _ = images.shape
-        if len(cameras) != C or cameras.width != W or cameras.height != H:
-            raise ValueError(f"{len(cameras)} cameras of {cameras.width}x{cameras.height} for {C} images of {W}x{H}")
-        if masks is not None:
-            masks = np.asarray(masks, np.float32).reshape(C, H, W)
         self.image_shape = (C, H, W)
         self.cameras = cameras
         self.background = torch.from_numpy(estimate_background(images, masks, config.background)).to(self.device)
