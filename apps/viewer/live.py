@@ -27,8 +27,14 @@ T = TypeVar("T")
 class LiveView:
     """Refreshing window (or PNG snapshot) of a mesh, a point cloud and a status text.
 
+    VTK renders while holding the GIL, and off-screen it renders in software, so every redraw
+    stalls the work thread for its duration: an off-screen view redraws for a new status line
+    only every ``text_interval`` seconds (a new mesh or point set still every ``interval``).
+
     Args:
         interval: minimum seconds between two redraws.
+        text_interval: minimum seconds between two redraws when only the text changed (default:
+            ``interval`` with a window, 10 s off-screen).
         off_screen: no window; None: off-screen exactly when there is no display.
         snapshot: PNG written at every redraw (off-screen mode; optional with a window).
         window_size: pixels.
@@ -36,13 +42,16 @@ class LiveView:
         clock: seconds, monotonic (tests pass a fake one).
     """
 
-    def __init__(self, *, interval: float = 2.0, off_screen: bool | None = None, snapshot: str | Path | None = None,
+    def __init__(self, *, interval: float = 2.0, text_interval: float | None = None, off_screen: bool | None = None,
+                 snapshot: str | Path | None = None,
                  window_size: tuple[int, int] = (800, 640), up: Sequence[float] = (0.0, 0.0, 1.0),
                  clock: Callable[[], float] = time.monotonic) -> None:
         from recon_apps.viewer.inputs import has_display
 
         self.interval = float(interval)
         self.off_screen = (not has_display()) if off_screen is None else bool(off_screen)
+        self.text_interval = float(text_interval) if text_interval is not None else \
+            (max(self.interval, 10.0) if self.off_screen else self.interval)
         if self.off_screen:  # software GL (llvmpipe) would otherwise take every core from the work
             os.environ.setdefault("LP_NUM_THREADS", "1")
         self.snapshot = None if snapshot is None else Path(snapshot)
@@ -76,11 +85,14 @@ class LiveView:
     # ------------------------------------------------------------ owner thread
 
     def due(self) -> bool:
-        """Whether something is pending and ``interval`` has passed since the last redraw."""
+        """Whether something is pending and ``interval`` has passed since the last redraw (``text_interval``
+        when only the status text changed)."""
         with self._lock:
             if not self._pending:
                 return False
-        return self._last_draw is None or self.clock() - self._last_draw >= self.interval
+            text_only = set(self._pending) == {"text"}
+        wait = self.text_interval if text_only else self.interval
+        return self._last_draw is None or self.clock() - self._last_draw >= wait
 
     def refresh(self, force: bool = False) -> bool:
         """Draw the pending state if due (or ``force``); owner thread only. Returns whether it drew."""

@@ -128,3 +128,25 @@ def test_training_preview_sends_the_current_volsdf_mesh(tmp_path):
     finally:
         torch.set_num_threads(old)
         live.close()
+
+
+def test_off_screen_text_only_updates_redraw_less_often(tmp_path):
+    clock = FakeClock()
+    live = LiveView(interval=2.0, off_screen=True, window_size=(120, 90), clock=clock)
+    try:
+        assert live.text_interval == 10.0
+        live.update(mesh=sphere(1.0), text="start")
+        assert live.draws == 1
+        clock.t += 3.0
+        live.update(text="step 10")  # only the text: waits for text_interval
+        assert live.draws == 1
+        clock.t += 1.0
+        live.update(mesh=sphere(0.8))  # geometry: interval is enough
+        assert live.draws == 2
+        clock.t += 3.0
+        live.update(text="step 20")
+        assert live.draws == 2
+        clock.t += 8.0
+        assert live.refresh() is True and live.draws == 3
+    finally:
+        live.close()
