@@ -139,7 +139,17 @@ def _same_run(a: dict | None, b: dict) -> bool:
     return strip(a) == strip(b)
 
 
-def train(config: str | os.PathLike | dict | TrainConfig | None = None, resume: bool = True,
+def train(*args, **kwargs) -> Path:
+    """Train the learned kernel (see :func:`_train` for the arguments); torch's thread count is
+    restored afterwards, so an in-process call leaves no global state behind."""
+    old = torch.get_num_threads()
+    try:
+        return _train(*args, **kwargs)
+    finally:
+        torch.set_num_threads(old)
+
+
+def _train(config: str | os.PathLike | dict | TrainConfig | None = None, resume: bool = True,
           steps: int | None = None, out_dir: str | None = None, log: Callable[[str], None] | None = None,
           command: str | None = None) -> Path:
     """Train (or continue) the learned kernel and write the weights.
