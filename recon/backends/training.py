@@ -130,6 +130,23 @@ class TrainingLoop:
             torch.save(self.state_dict(), tmp)
         return p
 
+    def resume(self, progress: Progress = NULL_PROGRESS) -> bool:
+        """Continue from the checkpoint in ``checkpoint_dir`` if there is one (``--resume``).
+
+        Raises:
+            InputError: the checkpoint cannot be read or belongs to other options / images.
+        """
+        try:
+            resumed = self.load_checkpoint()
+        except (ValueError, OSError, RuntimeError) as e:
+            from recon.errors import InputError
+
+            raise InputError(f"cannot resume: {e}", self.checkpoint_path(),
+                             "use the options and images of the interrupted run, or drop --resume") from e
+        if resumed:
+            progress.update(self.name, None, f"resumed at step {self.stats.step}")
+        return resumed
+
     def load_checkpoint(self, path: str | os.PathLike | None = None) -> bool:
         """Resume from a checkpoint; returns False when there is none."""
         p = Path(path) if path is not None else self.checkpoint_path()

@@ -84,13 +84,7 @@ class GVKFBackend:
         except ValueError as e:
             raise InputError(str(e), None, "check that the cameras and images belong together and face the scene") from e
         if resume and checkpoint_dir is not None:
-            try:
-                resumed = trainer.load_checkpoint()
-            except (ValueError, OSError, RuntimeError) as e:
-                raise InputError(f"cannot resume: {e}", trainer.checkpoint_path(),
-                                 "use the options and images of the interrupted run, or drop --resume") from e
-            if resumed:
-                progress.update("gvkf", None, f"resumed at step {trainer.stats.step}")
+            trainer.resume(progress)
         self.trainer = trainer
         try:
             trainer.train(progress=progress, **train_kwargs)

@@ -74,15 +74,7 @@ class VolSDFBackend:
 
             raise InputError(str(e), None, "check that the cameras and images belong together and face the scene") from e
         if resume and checkpoint_dir is not None:
-            try:
-                resumed = trainer.load_checkpoint()
-            except (ValueError, OSError, RuntimeError) as e:
-                from recon.errors import InputError
-
-                raise InputError(f"cannot resume: {e}", trainer.checkpoint_path(),
-                                 "use the options and images of the interrupted run, or drop --resume") from e
-            if resumed:
-                progress.update("volsdf", None, f"resumed at step {trainer.stats.step}")
+            trainer.resume(progress)
         self.trainer = trainer
         trainer.train(progress=progress, **train_kwargs)
         return trainer.field()
