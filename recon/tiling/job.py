@@ -23,7 +23,6 @@ import os
 import resource
 import signal
 import socket
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,25 +136,13 @@ def _normals(xyz: np.ndarray, normals: np.ndarray, orient: str) -> np.ndarray:
     return estimate_normals(local, orient="mst")
 
 
-#: Tiles run by Dask worker threads of one process (``--in-process``, the tests) take turns: torch's
-#: thread settings (``set_num_threads`` in every tile, MKL's being process-wide) are not safe to change
-#: from several threads at once; two in-process workers fitting at the same time hung the test suite
-#: now and then (every thread waiting on a futex). Worker processes run one tile at a time anyway.
-_TILE_LOCK = threading.Lock()
-
-
 def fit_tile(task: TileTask) -> dict:
-    """Phase 1: solve and save the tile's field (serialised within a process, see ``_TILE_LOCK``).
+    """Phase 1: solve and save the tile's field.
 
     Returns:
         ``status`` ("done" or "empty"), ``points`` (shard), ``core`` (core points), timings,
         ``field`` path and ``field_sha1``, solver ``iterations``, ``voxels``, worker pid/host/peak RSS.
     """
-    with _TILE_LOCK:
-        return _fit_tile(task)
-
-
-def _fit_tile(task: TileTask) -> dict:
     import torch
 
     from recon.backends.kernel.fit import fit_field
@@ -259,18 +246,12 @@ def write_tile_mesh(path: str | os.PathLike, vertices: np.ndarray, faces: np.nda
 
 
 def mesh_tile(task: TileTask) -> dict:
-    """Phase 2: mesh the tile's core from the blended fields of itself and its neighbours
-    (serialised within a process, see ``_TILE_LOCK``).
+    """Phase 2: mesh the tile's core from the blended fields of itself and its neighbours.
 
     Returns:
         ``status`` "done", ``vertices``, ``faces``, ``border_vertices``, ``cells``, timings,
         ``mesh`` path and ``mesh_sha1``, worker pid/host/peak RSS.
     """
-    with _TILE_LOCK:
-        return _mesh_tile(task)
-
-
-def _mesh_tile(task: TileTask) -> dict:
     from recon.backends.kernel.chunked import FusedField
     from recon.device import torch_threads
     from recon.meshing import sparse_marching_mesh
