@@ -92,6 +92,18 @@ def _sha1(*parts: Any) -> str:
 # --------------------------------------------------------------------------- cluster
 
 
+def cluster_memory_limit(cfg: BatchConfig) -> str | int:
+    """The ``memory_limit`` handed to the LocalCluster's workers.
+
+    Worker processes get ``cfg.memory_limit`` each (Dask pauses a worker at 80 % and restarts it at 95 %).
+    Workers running as threads of this process (``processes=False``) get 0, no limit: Dask's monitor
+    reads the RSS of the whole process, shared by every worker and by the caller, so a caller that is
+    already large (a long test session, a viewer) would pause every worker for good and the job would
+    wait forever. Tile sizes still follow ``cfg.memory_limit`` through ``cfg.tile_point_budget()``.
+    """
+    return cfg.memory_limit if cfg.processes else 0
+
+
 @contextlib.contextmanager
 def dask_client(cfg: BatchConfig, log: Log):
     """(client, dashboard URL or None): on ``cfg.scheduler``, or on an embedded LocalCluster (closed on exit)."""
@@ -122,7 +134,7 @@ def dask_client(cfg: BatchConfig, log: Log):
     old_handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
     try:
         cluster = LocalCluster(n_workers=cfg.workers, threads_per_worker=1, processes=cfg.processes,
-                               memory_limit=cfg.memory_limit, dashboard_address="127.0.0.1:0",
+                               memory_limit=cluster_memory_limit(cfg), dashboard_address="127.0.0.1:0",
                                silence_logs=logging.CRITICAL)
     finally:
         if old_handler is not None:
@@ -130,7 +142,8 @@ def dask_client(cfg: BatchConfig, log: Log):
     client = Client(cluster)
     try:
         link = cluster.dashboard_link if dash else None
-        log(f"local cluster: {cfg.workers} worker(s) x 1 thread, {cfg.memory_limit} each; dashboard "
+        each = f"{cfg.memory_limit} each" if cfg.processes else "threads of this process"
+        log(f"local cluster: {cfg.workers} worker(s) x 1 thread, {each}; dashboard "
             f"{link or 'off (pip install bokeh for it)'}")
         yield client, link
     finally:

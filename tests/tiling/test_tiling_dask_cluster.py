@@ -105,3 +105,25 @@ def _events(out: Path) -> list[dict]:
         return [dict(r) for r in db.execute("SELECT * FROM events")]
     finally:
         db.close()
+
+
+def test_in_process_workers_have_no_memory_limit_and_finish_inside_a_large_process(tmp_path):
+    """Threads of one process share its RSS: a per-worker limit would pause them all for good once the
+    caller is large (the full test session was; the job then waited forever)."""
+    import numpy as np
+    import psutil
+
+    from recon.tiling.config import BatchConfig
+    from recon.tiling.runner import cluster_memory_limit, dask_client
+
+    rss = psutil.Process().memory_info().rss
+    small = f"{max(rss // 2, 50_000_000)}B"          # below this process's size: Dask would pause at once
+    cfg = BatchConfig(inputs=["x.ply"], output=str(tmp_path / "o"), processes=False, workers=2,
+                      memory_limit=small, preview=False)
+    assert cluster_memory_limit(cfg) == 0
+    assert cluster_memory_limit(BatchConfig(inputs=["x.ply"], output="o", memory_limit="2GB")) == "2GB"
+    with dask_client(cfg, log=lambda *_: None) as (client, _):
+        limits = [w["memory_limit"] for w in client.scheduler_info()["workers"].values()]
+        assert limits == [0, 0]
+        # work actually runs on them (a paused worker would leave this waiting)
+        assert client.submit(np.add, 2, 3).result(timeout=60) == 5
