@@ -40,7 +40,7 @@ def grid_shape(n: int, max_cols: int = 3) -> tuple[int, int]:
 def _quiet_vtk_without_display() -> None:
     """Without a display VTK first tries X11, logs "bad X server connection", then renders
     through EGL/OSMesa anyway: keep only its errors on stderr."""
-    from recon_apps.viewer.inputs import has_display
+    from recon_apps.viewer.display import has_display
 
     if not has_display():
         from vtkmodules.vtkCommonCore import vtkLogger

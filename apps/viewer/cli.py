@@ -81,7 +81,7 @@ def view(
         ReconError: no display and neither --screenshot nor --web; an unreadable input
             (named); a bad option; the web port in use (named, with a --port suggestion).
     """
-    from recon_apps.viewer.inputs import has_display
+    from recon_apps.viewer.display import has_display
     from recon_apps.viewer.scene import MESH_STYLES, up_vector
 
     announce = announce or _say

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 from recon.errors import InputError, ReconError
 from recon.types import Cameras, Mesh, PointCloud, Views
+from recon_apps.viewer.display import has_display
 
 # Objects that can be passed to the viewer instead of a path.
 def _viewable_types() -> tuple[type, ...]:
@@ -20,16 +20,6 @@ def _viewable_types() -> tuple[type, ...]:
 
 
 VIEWABLE_TYPES = _viewable_types()
-
-
-def has_display(environ: dict[str, str] | None = None, platform: str | None = None) -> bool:
-    """Whether an on-screen window can be opened: on Linux (and other X11 systems) only with
-    ``DISPLAY`` or ``WAYLAND_DISPLAY`` set; macOS and Windows always have one."""
-    env = os.environ if environ is None else environ
-    plat = sys.platform if platform is None else platform
-    if plat.startswith(("win", "darwin", "cygwin")):
-        return True
-    return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
 
 
 def load_input(path: str | os.PathLike) -> Any:

@@ -7,6 +7,10 @@ the newest mesh / points / text under a lock (safe from any thread, cheap), and
 seconds. :meth:`LiveView.run` does the usual thing: the work in a background thread,
 the polling on the calling thread. Without a display (or with ``off_screen=True``) each
 refresh writes a PNG ``snapshot`` instead of drawing a window (no pyvistaqt needed).
+
+The commands do not draw in the working process: :func:`make_live_view` gives a
+:class:`~recon_apps.viewer.live_process.LiveViewProcess`, which runs a LiveView in a child process
+(a frame holds the GIL for a few hundred milliseconds in software GL).
 """
 
 from __future__ import annotations
@@ -15,11 +19,14 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
 from recon.types import Mesh, PointCloud
+
+if TYPE_CHECKING:
+    from recon_apps.viewer.live_process import LiveViewProcess
 
 T = TypeVar("T")
 
@@ -46,7 +53,7 @@ class LiveView:
                  snapshot: str | Path | None = None,
                  window_size: tuple[int, int] = (800, 640), up: Sequence[float] = (0.0, 0.0, 1.0),
                  clock: Callable[[], float] = time.monotonic) -> None:
-        from recon_apps.viewer.inputs import has_display
+        from recon_apps.viewer.display import has_display
 
         self.interval = float(interval)
         self.off_screen = (not has_display()) if off_screen is None else bool(off_screen)
@@ -109,6 +116,12 @@ class LiveView:
         self.draws += 1
         return True
 
+    def poll(self) -> None:
+        """Redraw if due and keep a window responsive to the mouse between frames (owner thread)."""
+        self.refresh()
+        if self._plotter is not None and not self.off_screen:
+            self._plotter.update()
+
     def _ensure_plotter(self) -> Any:
         if self._plotter is None:
             import pyvista as pv
@@ -170,9 +183,7 @@ class LiveView:
         thread = threading.Thread(target=target, name="recon-live-work", daemon=True)
         thread.start()
         while thread.is_alive():
-            self.refresh()
-            if self._plotter is not None and not self.off_screen:
-                self._plotter.update()
+            self.poll()
             thread.join(poll)
         self.refresh(force=True)
         if "error" in result:
@@ -198,7 +209,7 @@ class LiveView:
 __all__ = ["LiveView"]
 
 
-def training_preview(view: LiveView, resolution: int = 64, max_points: int = 50_000) -> Callable[[Any], None]:
+def training_preview(view: "LiveView | LiveViewProcess", resolution: int = 64, max_points: int = 50_000) -> Callable[[Any], None]:
     """A trainer callback (VolSDF, GVKF) that sends the current state to ``view``.
 
     Trainers whose field holds Gaussians show their centres coloured by their colours (cheap);
@@ -226,15 +237,18 @@ def training_preview(view: LiveView, resolution: int = 64, max_points: int = 50_
     return callback
 
 
-def make_live_view(view_live: bool, snapshot: str | Path | None) -> LiveView:
-    """The LiveView for ``--view`` / ``--view-snapshot PNG``: a window, or (with a snapshot and no
-    ``--view``) an off-screen view refreshing the PNG. Without a display ``--view`` needs a snapshot.
+def make_live_view(view_live: bool, snapshot: str | Path | None) -> "LiveViewProcess":
+    """The live view for ``--view`` / ``--view-snapshot PNG``: a window, or (with a snapshot and no
+    ``--view``) an off-screen view refreshing the PNG; drawn by a child process (see
+    :mod:`recon_apps.viewer.live_process`) so that frames do not stall the work. Without a display
+    ``--view`` needs a snapshot.
 
     Raises:
         ReconError: ``--view`` without a display and without a snapshot; a bad snapshot path.
     """
     from recon.errors import ReconError
-    from recon_apps.viewer.inputs import has_display
+    from recon_apps.viewer.display import has_display
+    from recon_apps.viewer.live_process import LiveViewProcess
     from recon_apps.viewer.screenshot import check_screenshot_path
 
     if snapshot is not None:
@@ -242,7 +256,7 @@ def make_live_view(view_live: bool, snapshot: str | Path | None) -> LiveView:
     elif not has_display():
         raise ReconError("--view needs a display (DISPLAY and WAYLAND_DISPLAY are unset)", None,
                          "pass --view-snapshot live.png to follow the run in an image file instead")
-    return LiveView(off_screen=True if snapshot is not None and not view_live else None, snapshot=snapshot)
+    return LiveViewProcess(off_screen=True if snapshot is not None and not view_live else None, snapshot=snapshot)
 
 
 class TileMosaic:
@@ -253,7 +267,7 @@ class TileMosaic:
     union of all tiles so far is sent to the view with a "tiles done" line.
     """
 
-    def __init__(self, view: LiveView, total: int | None = None) -> None:
+    def __init__(self, view: "LiveView | LiveViewProcess", total: int | None = None) -> None:
         self.view, self.total = view, total
         self.parts: list[Mesh] = []
         self.fitted = 0

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from recon.errors import ConfigError
-from recon_apps.viewer.scene import Panel
+
+if TYPE_CHECKING:
+    from recon_apps.viewer.scene import Panel
 
 
 def check_screenshot_path(path: str | Path) -> Path:
