@@ -151,12 +151,13 @@ class LiveView:
                     kw["show_scalar_bar"] = False  # bars would pile up across redraws
                 plotter.add_mesh(layer.dataset, name=f"live-{key}", render=False, **kw)
         if "text" in pending:
-            plotter.add_text(pending["text"], position="upper_left", font_size=10, color=TEXT_COLOR, name="live-text")
+            plotter.add_text(pending["text"], position="upper_left", font_size=10, color=TEXT_COLOR, name="live-text",
+                             render=False)
         if not self._camera_set and ("mesh" in pending or "points" in pending):
             plotter.view_vector(self.up + (1.0 - np.abs(self.up)), viewup=self.up, render=False)
-            plotter.reset_camera(render=False)
+            plotter.renderer.reset_camera(render=False)  # Plotter.reset_camera renders whatever it is told
             self._camera_set = True
-        if self.off_screen:
+        if self.off_screen:  # one software frame per draw: nothing above renders (render=False everywhere)
             plotter.render()
         else:
             plotter.update()
