@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import torch
 
+from recon.allocator import reuse_freed_memory
 from recon.backends.kernel.config import KernelConfig
 from recon.backends.kernel.field import KernelField
 from recon.backends.kernel.solver import jacobi, matvec_operator, pcg
@@ -45,7 +46,7 @@ def fit_field(points: torch.Tensor, normals: torch.Tensor, voxel_size: float, co
     Raises:
         InputError: no usable normal constraint (e.g. all normals cancel out).
     """
-    with torch_threads(config.threads, points.device):
+    with torch_threads(config.threads, points.device), reuse_freed_memory():  # see recon.allocator
         return _fit_field(points, normals, voxel_size, config, offset=offset, progress=progress)
 
 

@@ -12,7 +12,8 @@ from recon.backends.kernel.solver import jacobi, pcg
 from recon.backends.kernel.splat import splat_normals
 from recon.backends.kernel.svh import (OFFSETS125, VoxelLevel, build_hierarchy, build_hierarchy_reference, pack_keys,
                                        unique_coords)
-from recon.backends.kernel.system import NormalConstraints, _point_moments, assemble, point_moments_reference
+from recon.backends.kernel.system import (NormalConstraints, _point_moments, _to_parents, assemble,
+                                          point_moments_reference, to_parents_reference)
 from recon.backends.kernel.tables import TWO_SCALE, two_scale_stencil
 from recon.errors import ConfigError
 from tests.backends.kernel.helpers import sphere_points
@@ -54,11 +55,26 @@ def test_unique_coords_dense_matches_torch_unique():
     assert len(k2) == 2 and i2.tolist() == [0, 1, 0]
 
 
-def test_point_moments_sparse_product_matches_scatter_reference():
+def test_point_moments_batched_match_the_numpy_reference():
     u = torch.rand(3000, 3, dtype=torch.float32) * 6 - 3
     cell = torch.randint(0, 40, (3000,))
     np.testing.assert_allclose(_point_moments(u, cell, 40, batch=700).numpy(),
                                point_moments_reference(u, cell, 40).numpy(), rtol=1e-10, atol=1e-9)
+
+
+def test_parent_moments_by_parity_class_match_per_cell_kronecker_products():
+    g = torch.Generator().manual_seed(3)
+    cc = torch.randint(-9, 9, (600, 3), generator=g)
+    cc = torch.unique(cc, dim=0)  # distinct cells, several per parent
+    a = torch.randn(len(cc), 27, 27, generator=g, dtype=torch.float64)
+    S = (a @ a.transpose(1, 2)).to(torch.float32)
+    r = torch.randn(len(cc), 27, generator=g).to(torch.float32)
+    Sp, rp, pc = _to_parents(S, r, cc, cell_batch=50)
+    Sr, rr, pr = to_parents_reference(S.double(), r.double(), cc)
+    assert torch.equal(pc, pr) and len(pc) < len(cc)
+    np.testing.assert_allclose(Sp.numpy(), Sr.numpy(), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(rp.numpy(), rr.numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(Sp.numpy(), Sp.transpose(1, 2).numpy(), atol=1e-3)  # stays symmetric
 
 
 def test_two_scale_map_reproduces_coarse_basis():
