@@ -5,7 +5,7 @@ stencil tables, CSR blocks). glibc serves every allocation above 32 MB with a fr
 unmaps it on ``free``, so each new array is faulted in page by page and zeroed by the kernel again:
 on 1M points that was 4.2M page faults and 10 s of system time out of 21 s. Inside
 :func:`reuse_freed_memory` large allocations come from the heap and freed blocks stay there for the
-next array (0.6M faults, 1 s of system time, 1.8x faster in total); on the way out the default
+next array (0.6M faults, 1 s of system time, 1.5-1.8x faster in total); on the way out the default
 policy is restored and ``malloc_trim`` hands the free heap pages back to the system, so the
 process's resident size after the block is what it holds, not its peak.
 
@@ -58,16 +58,29 @@ def active() -> bool:
     return _depth > 0
 
 
+#: Problems up to this many unknowns (kernel voxels, all levels) reuse freed memory. Above it the heap,
+#: which cannot return or merge blocks the way separate mappings can, fragmented: 3M points (1.0M
+#: unknowns) peaked at 7.4 GB in one run and 11 GB in another, against 6.5 GB with fresh mappings.
+#: 1M points (0.33M unknowns) peak at about 3 GB either way and run 1.5-1.8x faster with reuse.
+REUSE_MAX_UNKNOWNS = 500_000
+
+
+def worth_reusing(unknowns: int) -> bool:
+    """Whether a kernel problem of ``unknowns`` voxels should run inside :func:`reuse_freed_memory`."""
+    return unknowns <= REUSE_MAX_UNKNOWNS
+
+
 @contextlib.contextmanager
-def reuse_freed_memory() -> Iterator[bool]:
+def reuse_freed_memory(enabled: bool = True) -> Iterator[bool]:
     """Within the block, large freed allocations are kept for reuse (yields whether that applies).
 
     Nested and concurrent blocks (threads) are counted: the outermost exit restores glibc's
-    defaults and trims the heap.
+    defaults and trims the heap. ``enabled=False`` makes the block a no-op (for callers that
+    decide by problem size, see :func:`worth_reusing`).
     """
     global _depth
     lib = _glibc()
-    if lib is None or any(k in os.environ for k in _USER_TUNED):
+    if not enabled or lib is None or any(k in os.environ for k in _USER_TUNED):
         yield False
         return
     with _lock:
@@ -86,4 +99,4 @@ def reuse_freed_memory() -> Iterator[bool]:
                 lib.malloc_trim(0)
 
 
-__all__ = ["active", "reuse_freed_memory"]
+__all__ = ["REUSE_MAX_UNKNOWNS", "active", "reuse_freed_memory", "worth_reusing"]

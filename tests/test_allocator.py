@@ -62,3 +62,12 @@ def test_a_user_tuned_allocator_is_left_alone(monkeypatch):
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "0")
     with reuse_freed_memory() as on:
         assert on is False and not allocator.active()
+
+
+def test_disabled_blocks_and_the_size_rule(monkeypatch):
+    for k in allocator._USER_TUNED:
+        monkeypatch.delenv(k, raising=False)
+    with reuse_freed_memory(enabled=False) as on:
+        assert on is False and not allocator.active()
+    assert allocator.worth_reusing(333_447)  # 1M points on the bunny
+    assert not allocator.worth_reusing(1_002_549)  # 3M points: the heap fragmented (7-11 GB)

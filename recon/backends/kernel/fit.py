@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import torch
 
-from recon.allocator import reuse_freed_memory
+from recon.allocator import reuse_freed_memory, worth_reusing
 from recon.backends.kernel.config import KernelConfig
 from recon.backends.kernel.field import KernelField
 from recon.backends.kernel.solver import jacobi, matvec_operator, pcg
@@ -46,7 +46,7 @@ def fit_field(points: torch.Tensor, normals: torch.Tensor, voxel_size: float, co
     Raises:
         InputError: no usable normal constraint (e.g. all normals cancel out).
     """
-    with torch_threads(config.threads, points.device), reuse_freed_memory():  # see recon.allocator
+    with torch_threads(config.threads, points.device):
         return _fit_field(points, normals, voxel_size, config, offset=offset, progress=progress)
 
 
@@ -67,6 +67,16 @@ def _fit_field(points: torch.Tensor, normals: torch.Tensor, voxel_size: float, c
     if sum(len(c.index) for c in constraints) == 0:
         raise InputError("no usable normals: the splatted normals cancel out everywhere (inconsistent orientation?)",
                          None, "orient the normals consistently (outward) or let the tool estimate them")
+    with reuse_freed_memory(worth_reusing(sum(len(lv) for lv in levels))):  # see recon.allocator
+        return _solve_field(u, levels, constraints, voxel_size, config, times, offset=offset, progress=progress,
+                            points=points)
+
+
+def _solve_field(u: torch.Tensor, levels: list, constraints: list, voxel_size: float, config: KernelConfig,
+                 times: dict[str, float], *, offset: np.ndarray | None, progress: Progress,
+                 points: torch.Tensor) -> KernelField:
+    """Assembly, solve and the field, after the hierarchy and the normal constraints."""
+    dev = points.device
     t = time.perf_counter()
     progress.update("kernel: assembly")
     system = assemble(u, levels, constraints, pos_weight=config.pos_weight, normal_weight=config.normal_weight,
@@ -83,7 +93,7 @@ def _fit_field(points: torch.Tensor, normals: torch.Tensor, voxel_size: float, c
     if not info.converged:
         msg = (f"kernel solver did not converge: relative residual {info.residual:.2e} after {info.iterations} "
                f"iterations (tol {config.solver_tol:g}); raise solver_max_iter or solver_tol")
-        warnings.warn(msg, RuntimeWarning, stacklevel=2)
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
         log.warning(msg)
     alphas = [x[system.offsets[d]:system.offsets[d + 1]].contiguous() for d in range(len(levels))]
     return KernelField(levels, alphas, voxel_size, np.zeros(3) if offset is None else offset,
