@@ -31,6 +31,18 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+def record_state(pending: dict[str, Any], mesh: Mesh | None, points: PointCloud | np.ndarray | None,
+                 text: str | None) -> None:
+    """Store the given parts of a live state in ``pending`` (None leaves that part as it is; the
+    caller holds the lock); points arrays become PointClouds."""
+    if mesh is not None:
+        pending["mesh"] = mesh
+    if points is not None:
+        pending["points"] = points if isinstance(points, PointCloud) else PointCloud(points)
+    if text is not None:
+        pending["text"] = text
+
+
 class LiveView:
     """Refreshing window (or PNG snapshot) of a mesh, a point cloud and a status text.
 
@@ -80,12 +92,7 @@ class LiveView:
         """Record the newest state (None leaves that part as it is). Safe from any thread;
         on the owner thread it also redraws when ``interval`` has passed."""
         with self._lock:
-            if mesh is not None:
-                self._pending["mesh"] = mesh
-            if points is not None:
-                self._pending["points"] = points if isinstance(points, PointCloud) else PointCloud(points)
-            if text is not None:
-                self._pending["text"] = text
+            record_state(self._pending, mesh, points, text)
         if threading.get_ident() == self._owner:
             self.refresh()
 

@@ -82,13 +82,10 @@ class LiveViewProcess:
     def update(self, mesh: Mesh | None = None, points: PointCloud | np.ndarray | None = None,
                text: str | None = None) -> None:
         """Record the newest state (None leaves that part as it is); the sender thread ships it."""
+        from recon_apps.viewer.live import record_state
+
         with self._cond:
-            if mesh is not None:
-                self._pending["mesh"] = mesh
-            if points is not None:
-                self._pending["points"] = points if isinstance(points, PointCloud) else PointCloud(points)
-            if text is not None:
-                self._pending["text"] = text
+            record_state(self._pending, mesh, points, text)
             self._cond.notify_all()
 
     @property

@@ -6,13 +6,10 @@ import threading
 
 import numpy as np
 import pytest
-import trimesh
 
-from recon.types import Mesh
-from recon_apps.viewer.app import BACKGROUND
 from recon_apps.viewer.live import LiveView
 
-BG = np.array([int(BACKGROUND[i:i + 2], 16) for i in (1, 3, 5)])
+from tests.viewer.live_helpers import share, sphere
 
 
 class FakeClock:
@@ -21,15 +18,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.t
-
-
-def sphere(radius: float) -> Mesh:
-    s = trimesh.creation.icosphere(2, radius=radius)
-    return Mesh(s.vertices, s.faces)
-
-
-def share(img: np.ndarray) -> float:
-    return float((np.abs(img.astype(int) - BG).sum(axis=-1) > 24).mean())
 
 
 def test_redraws_at_most_every_interval(tmp_path):

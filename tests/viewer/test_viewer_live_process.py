@@ -7,23 +7,11 @@ import time
 
 import numpy as np
 import pytest
-import trimesh
 
-from recon.types import Mesh
-from recon_apps.viewer.app import BACKGROUND
 from recon_apps.viewer.live import LiveView
 from recon_apps.viewer.live_process import LiveViewProcess
 
-BG = np.array([int(BACKGROUND[i:i + 2], 16) for i in (1, 3, 5)])
-
-
-def sphere(radius: float) -> Mesh:
-    s = trimesh.creation.icosphere(2, radius=radius)
-    return Mesh(s.vertices, s.faces)
-
-
-def share(img: np.ndarray) -> float:
-    return float((np.abs(img.astype(int) - BG).sum(axis=-1) > 24).mean())
+from tests.viewer.live_helpers import share, sphere
 
 
 def test_child_draws_what_the_parent_sends_and_matches_an_in_process_view(tmp_path):
