@@ -58,25 +58,13 @@ def active() -> bool:
     return _depth > 0
 
 
-#: Problems up to this many unknowns (kernel voxels, all levels) reuse freed memory. Above it the heap,
-#: which cannot return or merge blocks the way separate mappings can, fragmented: 3M points (1.0M
-#: unknowns) peaked at 7.4 GB in one run and 11 GB in another, against 6.5 GB with fresh mappings.
-#: 1M points (0.33M unknowns) peak at about 3 GB either way and run 1.5-1.8x faster with reuse.
-REUSE_MAX_UNKNOWNS = 500_000
-
-
-def worth_reusing(unknowns: int) -> bool:
-    """Whether a kernel problem of ``unknowns`` voxels should run inside :func:`reuse_freed_memory`."""
-    return unknowns <= REUSE_MAX_UNKNOWNS
-
-
 @contextlib.contextmanager
 def reuse_freed_memory(enabled: bool = True) -> Iterator[bool]:
     """Within the block, large freed allocations are kept for reuse (yields whether that applies).
 
     Nested and concurrent blocks (threads) are counted: the outermost exit restores glibc's
     defaults and trims the heap. ``enabled=False`` makes the block a no-op (for callers that
-    decide by problem size, see :func:`worth_reusing`).
+    decide by problem size, e.g. :func:`recon.backends.kernel.scale.memory_reuse`).
     """
     global _depth
     lib = _glibc()
@@ -99,4 +87,4 @@ def reuse_freed_memory(enabled: bool = True) -> Iterator[bool]:
                 lib.malloc_trim(0)
 
 
-__all__ = ["REUSE_MAX_UNKNOWNS", "active", "reuse_freed_memory", "worth_reusing"]
+__all__ = ["active", "reuse_freed_memory"]

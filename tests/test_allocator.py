@@ -69,5 +69,7 @@ def test_disabled_blocks_and_the_size_rule(monkeypatch):
         monkeypatch.delenv(k, raising=False)
     with reuse_freed_memory(enabled=False) as on:
         assert on is False and not allocator.active()
-    assert allocator.worth_reusing(333_447)  # 1M points on the bunny
-    assert not allocator.worth_reusing(1_002_549)  # 3M points: the heap fragmented (7-11 GB)
+    from recon.backends.kernel.scale import worth_reusing
+
+    assert worth_reusing(333_447)  # 1M points on the bunny
+    assert not worth_reusing(1_002_549)  # 3M points: the heap fragmented (7-11 GB)

@@ -132,8 +132,7 @@ class LiveViewProcess:
     def _ask(self, message: tuple, answer: str, timeout: float | None = ANSWER_TIMEOUT) -> Any:
         """Send ``message`` after all updates and return the payload of the child's ``answer`` (None if gone)."""
         self._drain()
-        conn = self._conn
-        if conn is None or not self._send(message):
+        if not self._send(message):
             return None
         return self._answer(answer, timeout)
 
@@ -170,7 +169,7 @@ class LiveViewProcess:
     def image(self) -> np.ndarray | None:
         """The child's last frame as (H, W, 3) uint8, or None before its first frame (or without a child)."""
         img = self._ask(("image",), "image")
-        return None if img is None or img is True else np.asarray(img)
+        return None if img is None else np.asarray(img)
 
     def run(self, work: Callable[["LiveViewProcess"], T], poll: float = 0.05) -> T:
         """``work(self)`` on this thread (the child draws meanwhile), then ask for a final frame of

@@ -177,12 +177,11 @@ class KernelField:
             level: iso-value (world units).
             trim_distance: override of the trim distance (finest voxels).
         """
-        from recon.allocator import reuse_freed_memory, worth_reusing
         from recon.backends.kernel.meshing import mesh_field
+        from recon.backends.kernel.scale import memory_reuse
         from recon.device import torch_threads
 
-        with torch_threads(self.threads, self.device), \
-                reuse_freed_memory(worth_reusing(sum(len(lv) for lv in self.levels))):
+        with torch_threads(self.threads, self.device), memory_reuse(self.levels):
             return mesh_field(self, self.cells(), mise_iter=self.mise_iter if mise_iter is None else mise_iter,
                               upsample=self.upsample if upsample is None else upsample, trim=trim, level=level,
                               trim_distance=self.trim_distance if trim_distance is None else trim_distance)

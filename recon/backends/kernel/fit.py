@@ -9,9 +9,9 @@ import warnings
 import numpy as np
 import torch
 
-from recon.allocator import reuse_freed_memory, worth_reusing
 from recon.backends.kernel.config import KernelConfig
 from recon.backends.kernel.field import KernelField
+from recon.backends.kernel.scale import memory_reuse
 from recon.backends.kernel.solver import jacobi, matvec_operator, pcg
 from recon.backends.kernel.splat import splat_normals
 from recon.backends.kernel.svh import build_hierarchy
@@ -67,7 +67,7 @@ def _fit_field(points: torch.Tensor, normals: torch.Tensor, voxel_size: float, c
     if sum(len(c.index) for c in constraints) == 0:
         raise InputError("no usable normals: the splatted normals cancel out everywhere (inconsistent orientation?)",
                          None, "orient the normals consistently (outward) or let the tool estimate them")
-    with reuse_freed_memory(worth_reusing(sum(len(lv) for lv in levels))):  # see recon.allocator
+    with memory_reuse(levels):  # see recon.allocator
         return _solve_field(u, levels, constraints, voxel_size, config, times, offset=offset, progress=progress,
                             points=points)
 
