@@ -163,6 +163,18 @@ def voxel_size_from_counts(grid: CountGrid, detail: float) -> float:
     return float(math.exp(x0 + t * (x1 - x0)))
 
 
+def grid_surface_area(grid: CountGrid) -> float:
+    """Surface area (world units^2) the count grid's occupied cells suggest: cells * G^2 / OCCUPANCY.
+
+    The out-of-core stand-in for :func:`recon.backends.kernel.scale.surface_area` (which needs the
+    points), used for the same ``min_resolution`` cap; within ~30 % (a surface crosses 1..1.5 cells
+    per G^2 of area depending on its orientation).
+    """
+    from recon.backends.kernel.scale import OCCUPANCY
+
+    return float(len(grid.cells)) * grid.cell ** 2 / OCCUPANCY
+
+
 def _round_sig(x: float, digits: int = 3) -> float:
     """x rounded to ``digits`` significant digits (readable voxel sizes in logs and names)."""
     return float(f"{x:.{digits - 1}e}")
@@ -213,8 +225,8 @@ def make_lattice(grid: CountGrid, *, depth: int, voxel_size: float | None, detai
     notes: dict = {}
     if voxel_size is None:
         h = voxel_size_from_counts(grid, detail)
-        if min_resolution and extent > 0:
-            h = min(h, extent / min_resolution)
+        if min_resolution and len(grid.cells):
+            h = min(h, math.sqrt(grid_surface_area(grid)) / min_resolution)
         h = _round_sig(h)
         notes["voxel_rule"] = f"density rule (detail {detail})"
     else:

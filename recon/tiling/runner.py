@@ -33,6 +33,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from recon.backends.kernel.config import KernelConfig
 from recon.errors import ConfigError, ReconError
 from recon.tiling.config import BatchConfig
 from recon.tiling.lattice import Lattice, neighbours, parse_tile_id, tile_id
@@ -292,7 +293,8 @@ def _plan(client, cfg: BatchConfig, sources, pieces, man, bars: _Bars, log: Log)
     _gather(client, futs, add)
     lattice, notes = make_lattice(grid, depth=int(kopts.get("depth", 4)), voxel_size=cfg.voxel_size,
                                   detail=float(kopts.get("detail", 0.6)),
-                                  min_resolution=kopts.get("min_resolution", 75.0), tile_size=cfg.tile_size,
+                                  min_resolution=kopts.get("min_resolution", KernelConfig.min_resolution),
+                                  tile_size=cfg.tile_size,
                                   overlap=cfg.overlap, max_tile_points=budget, shape=cfg.tile_shape)
     plan = {"key": key, "lattice": lattice.to_dict(), "grid": grid.to_dict(), "notes": notes,
             "sources": [asdict(s) for s in sources]}

@@ -16,12 +16,12 @@ class KernelConfig:
     voxel_size: float | None = None
     # 0..1: target points per finest voxel, 20 at 0 (smooth, noise robust) .. 1 at 1 (fine detail).
     detail: float = 0.6
-    # Resolution floor of the density rule: the finest voxel is at most 1/min_resolution of the longest
-    # bounding-box side (null: no cap). The density rule alone makes sparse inputs far too coarse
-    # (5k points on a unit-size bunny: h = 0.07); 75 was picked on the 5k bunny and armadillo (Chamfer
-    # best at h = 0.0125..0.015) and leaves dense inputs alone (200k clean points: the density rule gives
-    # h ~ 0.011 < 1/75). Ignored when voxel_size is set.
-    min_resolution: float | None = 75.0
+    # Resolution floor of the density rule: the finest voxel is at most sqrt(surface area) / min_resolution
+    # (area estimated from the points' k-NN spacing; null: no cap). The density rule alone makes sparse
+    # inputs far too coarse (5k points on a unit-size bunny: h = 0.07). 105 was picked on the 18 benchmark
+    # meshes with 5k points (mean Chamfer 0.002580 at 105 with reg_weight 0.3, 0.00259-0.00262 at 95-115);
+    # it leaves dense inputs to the density rule (200k points: h ~ 0.011 < 1.54 / 105 on the bunny).
+    min_resolution: float | None = 105.0
     # Number of hierarchy levels; voxel size doubles per level.
     depth: int = 4
     # Normals are fitted at the voxel centres of levels < adaptive_depth.
@@ -51,8 +51,11 @@ class KernelConfig:
     pos_weight: float = 1e4
     # Weight of grad f = n at the fine voxel centres (divided by the number of centres).
     normal_weight: float = 1e4
-    # Weight of the kernel (Gram) regulariser alpha^T K alpha.
-    reg_weight: float = 1.0
+    # Weight of the kernel (Gram) regulariser alpha^T K alpha (model "none"; the learned kernel uses the
+    # weight it was trained with, learned.model.TRAINED_REG_WEIGHT). 0.3: mean Chamfer over the 18 benchmark
+    # meshes 0.2-1 % lower than 1.0 with noisy (200k) and sparse (5k) inputs, unchanged when clean; 3 and
+    # 10 smooth too much (noisy +3 %, +15 %).
+    reg_weight: float = 0.3
     # Voxels whose splatted mean normal is shorter than this are not constrained.
     normal_min_norm: float = 0.3
     # torch intra-op threads on the CPU during fit and meshing (null/0: leave torch's setting). 1 is the
@@ -76,7 +79,7 @@ class KernelConfig:
         if not 0.0 <= self.detail <= 1.0:
             raise ConfigError(f"detail must be in [0, 1], got {self.detail}", None, "set detail between 0 and 1")
         if self.min_resolution is not None and not self.min_resolution > 0:
-            raise ConfigError(f"min_resolution must be positive or null, got {self.min_resolution}", None, "use 75")
+            raise ConfigError(f"min_resolution must be positive or null, got {self.min_resolution}", None, "use 105")
         if not 1 <= self.depth <= 8:
             raise ConfigError(f"depth must be in 1..8, got {self.depth}", None, "use depth 4")
         if not 1 <= self.adaptive_depth <= self.depth:

@@ -13,7 +13,7 @@ from recon.backends.kernel.config import KernelConfig
 from recon.backends.kernel.field import KernelField
 from recon.backends.kernel.scale import memory_reuse
 from recon.backends.kernel.solver import jacobi, matvec_operator, pcg
-from recon.backends.kernel.splat import splat_normals
+from recon.backends.kernel.splat import normal_confidence, splat_normals
 from recon.backends.kernel.svh import build_hierarchy
 from recon.backends.kernel.system import NormalConstraints, assemble
 from recon.device import torch_threads
@@ -60,8 +60,8 @@ def _fit_field(points: torch.Tensor, normals: torch.Tensor, voxel_size: float, c
     levels = build_hierarchy(u, config.depth, config.dilate_from)
     constraints = []
     for d in range(min(config.adaptive_depth, config.depth)):
-        idx, tgt = splat_normals(u, normals, levels[d], config.normal_min_norm)
-        constraints.append(NormalConstraints(d, idx, tgt))
+        idx, tgt, mass = splat_normals(u, normals, levels[d], config.normal_min_norm)
+        constraints.append(NormalConstraints(d, idx, tgt, normal_confidence(mass)))
     _sync(dev)
     times["hierarchy"] = time.perf_counter() - t
     if sum(len(c.index) for c in constraints) == 0:

@@ -39,35 +39,76 @@ def target_density(detail: float) -> float:
     return MIN_POINTS_PER_VOXEL + (MAX_POINTS_PER_VOXEL - MIN_POINTS_PER_VOXEL) * (1.0 - detail)
 
 
-def voxel_size_from_detail(points: torch.Tensor, detail: float, iterations: int = 3,
-                           min_resolution: float | None = None) -> float:
+#: Occupied finest voxels per unit of (surface area / h^2) at the density rule's target density:
+#: 1.28 is the median over the 18 benchmark meshes (200k clean samples) of the rule that counted
+#: occupied voxels directly, so clean inputs keep the voxel size they had (within a few %).
+OCCUPANCY = 1.28
+#: Neighbours and subsample size of :func:`surface_area`.
+AREA_NEIGHBOURS = 8
+AREA_SAMPLES = 20_000
+
+
+def surface_area(points: torch.Tensor, k: int = AREA_NEIGHBOURS, max_samples: int = AREA_SAMPLES,
+                 seed: int = 0) -> float:
+    """Estimated area of the sampled surface (world units^2) from k-nearest-neighbour spacing.
+
+    On a random subsample of at most ``max_samples`` points, each point's share of the surface is
+    pi r_k^2 / k (r_k: distance to its k-th neighbour; unbiased for a uniform sample of a plane),
+    and the area is their sum; r_k^2 is clipped at its 99th percentile so isolated outliers do
+    not count as surface. Unlike counting occupied voxels it hardly grows with position noise
+    (sigma 0.005 on unit shapes: +17 % area, against +50-300 % occupied voxels at the rule's
+    size), and unlike the bounding box it sees that a thin bar has little surface.
+
+    Args:
+        points: (N, 3) float32 positions (any device, world units).
+        k: neighbours.
+        max_samples: subsample size (the cost is a k-d tree of this many points: ~30 ms).
+        seed: subsample seed.
+
+    Returns:
+        The area estimate; 0.0 for fewer than k + 1 points.
+    """
+    import numpy as np
+    from scipy.spatial import cKDTree
+
+    n = len(points)
+    if n <= k:
+        return 0.0
+    if n > max_samples:
+        pick = torch.from_numpy(np.random.default_rng(seed).choice(n, max_samples, replace=False))
+        sample = points[pick.to(points.device)]
+    else:
+        sample = points
+    s = sample.detach().cpu().numpy().astype(np.float64)
+    d, _ = cKDTree(s).query(s, k + 1)
+    r2 = d[:, k] ** 2
+    r2 = np.minimum(r2, np.quantile(r2, 0.99))
+    return float(np.pi * r2.sum() / k)
+
+
+def voxel_size_from_detail(points: torch.Tensor, detail: float, min_resolution: float | None = None) -> float:
     """Finest voxel edge (world units) giving ``target_density(detail)`` points per occupied voxel.
 
-    The density of a surface sample scales with h^2, so h <- h * sqrt(target / current),
-    repeated a few times from a probe of 1/64 of the longest bounding-box side. With
-    ``min_resolution`` the result is capped at ``extent / min_resolution``: sparse inputs
-    (a few thousand points) otherwise get voxels far coarser than their sample spacing
-    allows (5k points on a unit bunny: h = 0.07 from the density rule, best h ~ 0.013).
+    With surface area A (:func:`surface_area`), N points and edge h, about OCCUPANCY * A / h^2
+    voxels are occupied, so h = sqrt(OCCUPANCY * target * A / N). With ``min_resolution`` R the
+    result is capped at sqrt(A) / R: sparse inputs otherwise get voxels far coarser than their
+    sample spacing allows (5k points on a unit bunny: h = 0.06 by density, best ~0.015), and the
+    cap follows the surface, not the bounding box (a 1 x 0.16 x 0.05 bar with 5k points wants
+    h ~ 0.005, a bunny with as many points 0.015).
 
     Args:
         points: (N, 3) float32 positions (any frame, world units).
         detail: in [0, 1].
-        min_resolution: at least this many finest voxels along the longest bounding-box side (None: no cap).
+        min_resolution: R, at least this many finest voxels along sqrt(surface area) (None: no cap).
     """
     n = len(points)
-    ext = float((points.max(0).values - points.min(0).values).max())
-    if n == 0 or not ext > 0:
+    area = surface_area(points)
+    if n == 0 or not area > 0:
         return 1.0
-    cap = ext / min_resolution if min_resolution else math.inf
-    h = ext / 64.0
-    target = target_density(detail)
-    for _ in range(iterations):
-        occ = count_unique_cells(points / h)
-        h_new = h * math.sqrt(target / (n / occ))
-        if abs(h_new / h - 1) < 0.02:
-            return min(h_new, cap)
-        h = h_new
-    return min(h, cap)
+    h = math.sqrt(OCCUPANCY * target_density(detail) * area / n)
+    if min_resolution:
+        h = min(h, math.sqrt(area) / min_resolution)
+    return h
 
 
 def check_memory(points: torch.Tensor, voxel_size: float, depth: int, max_voxels: int) -> int:

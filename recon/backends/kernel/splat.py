@@ -8,7 +8,7 @@ from recon.backends.kernel.svh import CORNERS8, VoxelLevel
 
 
 def splat_normals(u: torch.Tensor, normals: torch.Tensor, level: VoxelLevel, min_norm: float = 0.3,
-                  batch: int = 2_000_000) -> tuple[torch.Tensor, torch.Tensor]:
+                  batch: int = 2_000_000) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Trilinear splat of point normals onto the centres of one level's voxels.
 
     Each point spreads its normal to the 8 voxels whose centres surround it (the voxels
@@ -24,7 +24,9 @@ def splat_normals(u: torch.Tensor, normals: torch.Tensor, level: VoxelLevel, min
         batch: points per batch.
 
     Returns:
-        index: (M,) int64 voxel indices into ``level``; target: (M, 3) float32 unit normals.
+        index: (M,) int64 voxel indices into ``level``; target: (M, 3) float32 unit normals;
+        mass: (M,) float32 splatted mass, the sum of the points' trilinear weights (points' worth
+        of evidence behind each target; see :func:`normal_confidence`).
     """
     V = len(level)
     dev = u.device
@@ -48,4 +50,24 @@ def splat_normals(u: torch.Tensor, normals: torch.Tensor, level: VoxelLevel, min
     length = mean.norm(dim=1)
     keep = (length >= min_norm) & (wsum > 1e-6)
     index = torch.nonzero(keep).squeeze(1)
-    return index, mean[index] / length[index, None]
+    return index, mean[index] / length[index, None], wsum[index]
+
+
+#: Splatted mass at which a normal target gets full weight (see :func:`normal_confidence`).
+FULL_CONFIDENCE_MASS = 1.0
+
+
+def normal_confidence(mass: torch.Tensor, full: float | None = None) -> torch.Tensor:
+    """Per-target weight in (0, 1]: ``min(mass / full, 1)``.
+
+    A target splatted from less than one point's worth of trilinear weight (sparse input: the
+    only point lies near the far corner of the centre's dual cell) is a guess about a normal at
+    a place no point is near; it gets proportionally less weight. Dense inputs (several points
+    per voxel) keep weight 1 almost everywhere.
+
+    Args:
+        mass: (M,) float32 splatted mass from :func:`splat_normals`.
+        full: mass at which the weight reaches 1 (default :data:`FULL_CONFIDENCE_MASS`).
+    """
+    full = FULL_CONFIDENCE_MASS if full is None else full
+    return (mass / full).clamp(max=1.0)

@@ -2,12 +2,13 @@
 
 Energy (all lengths in finest-voxel units, coefficients alpha in the same units):
 
-    E(alpha) = w_p sum_i f(x_i)^2 + w_n sum_j |grad f(c_j) - n_j|^2 + lam alpha^T K alpha
+    E(alpha) = w_p sum_i f(x_i)^2 + w_n sum_j c_j |grad f(c_j) - n_j|^2 + lam alpha^T K alpha
 
 with ``f(x) = sum_d sum_v alpha_v B((x / 2^d) - (v + 1/2))``, ``w_p = pos_weight / N``,
-``w_n = normal_weight / M`` (N points, M normal centres) and ``K_vv' = B(v - v')`` within
+``w_n = normal_weight / M`` (N points, M normal centres), per-target weights ``c_j``
+(:attr:`NormalConstraints.weights`, 1 when unset) and ``K_vv' = B(v - v')`` within
 a level. Normal equations ``A alpha = rhs`` with
-``A = w_p G^T G + w_n Q^T Q + lam K`` and ``rhs = w_n Q^T n``.
+``A = w_p G^T G + w_n Q^T C Q + lam K`` and ``rhs = w_n Q^T C n`` (C = diag(c)).
 
 Fast path: every basis function is a triquadratic polynomial inside one finest cell, so
 the point term reduces to 125 monomial moments per occupied cell (one sparse product,
@@ -48,11 +49,19 @@ class NormalConstraints:
         level: the level d whose voxel centres carry the constraints.
         index: (M_d,) int64 voxel indices into that level.
         normals: (M_d, 3) float32 unit target gradients (outward).
+        weights: (M_d,) float32 per-target weights (multiplying ``w_n``), or None for all 1.
     """
 
     level: int
     index: torch.Tensor
     normals: torch.Tensor
+    weights: torch.Tensor | None = None
+
+    def weight_vector(self) -> torch.Tensor:
+        """(M_d,) float32 per-target weights (ones when none are set)."""
+        if self.weights is None:
+            return torch.ones(len(self.index), dtype=torch.float32, device=self.index.device)
+        return self.weights.to(torch.float32)
 
 
 @dataclass
@@ -203,7 +212,7 @@ def _cell_moments(u: torch.Tensor, w_p: float, constraints: list[NormalConstrain
     for c in constraints:
         cells, tau = _constraint_cells(c, levels)
         parts.append(cells)
-        cons.append((cells, tau, c.normals))
+        cons.append((cells, tau, c.normals, c.weight_vector()))
     keys, inverse = unique_coords(torch.cat(parts), return_inverse=True)
     C = len(keys)
     # point term: 125 monomial moments per cell
@@ -216,13 +225,13 @@ def _cell_moments(u: torch.Tensor, w_p: float, constraints: list[NormalConstrain
     # normal term: fixed 27x27 per constraint, rhs n @ grads
     r = torch.zeros(C, 27, dtype=torch.float64, device=dev)
     start = len(u)
-    for cells, tau, nrm in cons:
+    for cells, tau, nrm, wt in cons:
         gr = centre_gradients(tau).to(dev)  # (3, 27)
         inv = inverse[start:start + len(cells)]
         start += len(cells)
-        cnt = torch.bincount(inv, minlength=C).to(torch.float32)
+        cnt = torch.bincount(inv, weights=wt.to(torch.float64), minlength=C).to(torch.float32)
         S += (w_n * cnt)[:, None, None] * (gr.T @ gr).to(torch.float32)[None]
-        r.index_add_(0, inv, w_n * (nrm.to(torch.float64) @ gr))
+        r.index_add_(0, inv, w_n * wt.to(torch.float64)[:, None] * (nrm.to(torch.float64) @ gr))
     return keys, S, r.to(torch.float32)
 
 
@@ -447,13 +456,15 @@ def assemble_reference(u: np.ndarray, levels: list[VoxelLevel], constraints: lis
     N = len(u)
     M = sum(len(c.index) for c in constraints)
     G = np.concatenate([basis_reference(u, lv.coords.cpu().numpy(), lv.level)[0] for lv in levels], 1)
-    cen, nrm = [], []
+    cen, nrm, wts = [], [], []
     for c in constraints:
         co = levels[c.level].coords[c.index].cpu().numpy()
         cen.append((co + 0.5) * 2.0**c.level)
         nrm.append(c.normals.cpu().numpy().astype(np.float64))
+        wts.append(c.weight_vector().cpu().numpy().astype(np.float64))
     cen = np.concatenate(cen) if cen else np.zeros((0, 3))
     nrm = np.concatenate(nrm) if nrm else np.zeros((0, 3))
+    wq = np.repeat(np.concatenate(wts), 3) if wts else np.zeros(0)  # per row (j, axis)
     Q = np.concatenate([basis_reference(cen, lv.coords.cpu().numpy(), lv.level)[1] for lv in levels], 1)  # (M, V, 3)
     Q = Q.transpose(0, 2, 1).reshape(-1, Q.shape[1])  # rows (j, axis)
     Ks = []
@@ -468,6 +479,6 @@ def assemble_reference(u: np.ndarray, levels: list[VoxelLevel], constraints: lis
         o += len(k)
     w_p = pos_weight / max(N, 1)
     w_n = normal_weight / max(M, 1)
-    A = w_p * G.T @ G + w_n * Q.T @ Q + reg_weight * K
-    rhs = w_n * Q.T @ nrm.reshape(-1)
+    A = w_p * G.T @ G + w_n * Q.T @ (wq[:, None] * Q) + reg_weight * K
+    rhs = w_n * Q.T @ (wq * nrm.reshape(-1))
     return A, rhs

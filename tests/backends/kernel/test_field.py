@@ -121,17 +121,39 @@ def test_memory_guard_suggests_voxel_size():
 
 
 def test_detail_sets_points_per_voxel():
-    from recon.backends.kernel.scale import target_density, voxel_size_from_detail
+    from recon.backends.kernel.scale import OCCUPANCY, surface_area, target_density, voxel_size_from_detail
     from recon.backends.kernel.svh import count_unique_cells
 
     p, _ = sphere_points(50000, 0.5, seed=6)
     t = torch.tensor(p, dtype=torch.float32)
-    for detail, tol in ((0.0, 0.15), (0.5, 0.15), (1.0, 0.4)):  # ~1 point per voxel saturates
+    assert surface_area(t) == pytest.approx(np.pi, rel=0.03)  # 4 pi r^2, from a 20k subsample
+    assert surface_area(t[:5000]) == pytest.approx(np.pi, rel=0.03)  # all points
+    for detail in (0.0, 0.5, 1.0):
+        h = voxel_size_from_detail(t, detail)
+        # the rule: h^2 N = OCCUPANCY * target * area (analytic area here)
+        assert h * h * len(p) / (OCCUPANCY * target_density(detail) * np.pi) == pytest.approx(1.0, rel=0.06)
+    for detail in (0.0, 0.5):  # dense enough that every crossed voxel holds points: the target holds
         h = voxel_size_from_detail(t, detail)
         density = len(p) / count_unique_cells(t / h)
-        assert abs(density / target_density(detail) - 1) < tol
+        assert abs(density / target_density(detail) - 1) < 0.15
 
 
+def test_voxel_rule_hardly_moves_with_noise_and_sees_thin_surfaces():
+    from recon.backends.kernel.scale import voxel_size_from_detail
+
+    rng = np.random.default_rng(3)
+    p, _ = sphere_points(100_000, 0.5, seed=7)
+    clean = voxel_size_from_detail(torch.tensor(p, dtype=torch.float32), 0.6)
+    noisy = voxel_size_from_detail(torch.tensor(p + rng.normal(0, 0.005, p.shape), dtype=torch.float32), 0.6)
+    assert 1.0 <= noisy / clean < 1.12  # occupied-voxel counting gave ~1.25 here
+    # 5k points on the surface of a 1 x 0.16 x 0.05 bar: the cap follows the area (0.428), not the
+    # bounding box (the old rule, longest side / R, gave 2.4x coarser voxels than the surface supports)
+    import trimesh
+
+    box = trimesh.creation.box(extents=(1.0, 0.16, 0.05))
+    bar, _ = trimesh.sample.sample_surface(box, 5000, seed=4)
+    h_bar = voxel_size_from_detail(torch.tensor(bar, dtype=torch.float32), 0.6, 105)
+    assert h_bar == pytest.approx(np.sqrt(box.area) / 105, rel=0.08)
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_matches_cpu():
     p, n = sphere_points(3000, 0.5, seed=1)

@@ -28,6 +28,9 @@ from recon.backends.kernel.learned.unet import DecoderLevel, SparseUNet
 from recon.backends.kernel.svh import CORNERS8, VoxelLevel
 
 MODEL_FORMAT = "recon.learned-kernel.v1"
+#: Kernel regulariser weight the committed network was trained with; inference uses the same
+#: (KernelConfig.reg_weight is the training-free kernel's).
+TRAINED_REG_WEIGHT = 1.0
 
 
 @dataclass
@@ -125,7 +128,7 @@ class LearnedKernelModel(nn.Module):
         return Prediction(levels, dec, feats, psis, torch.cat(cen), torch.cat(nrm), udf_feats, cidx)
 
     def solve(self, pred: Prediction, u: torch.Tensor, *, pos_weight: float = 1e4, normal_weight: float = 1e4,
-              reg_weight: float = 1.0, tol: float = 1e-5, max_iter: int = 1000,
+              reg_weight: float = TRAINED_REG_WEIGHT, tol: float = 1e-5, max_iter: int = 1000,
               multiplicity: torch.Tensor | None = None, multilevel: bool = True) -> tuple[list[torch.Tensor], dict]:
         """Coefficients alpha per level (differentiable through the implicit solve) and solver info.
 

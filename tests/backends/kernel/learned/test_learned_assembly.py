@@ -29,7 +29,7 @@ def _setup(dtype=torch.float64, n=40, seed=0, depth=2):
     levels = build_hierarchy(u.float(), depth)
     cons = []
     for d in range(depth):
-        idx, tgt = splat_normals(u.float(), nrm, levels[d], 0.0)
+        idx, tgt, _ = splat_normals(u.float(), nrm, levels[d], 0.0)
         cons.append(NormalConstraints(d, idx, tgt))
     centres = torch.cat([constraint_centres(levels, c.level, c.index, dtype) for c in cons])
     normals = torch.cat([c.normals for c in cons]).to(dtype)
