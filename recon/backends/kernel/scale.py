@@ -66,13 +66,14 @@ def surface_area(points: torch.Tensor, k: int = AREA_NEIGHBOURS, max_samples: in
         seed: subsample seed.
 
     Returns:
-        The area estimate; 0.0 for fewer than k + 1 points.
+        The area estimate (with k = N - 1 for fewer than k + 1 points); 0.0 for fewer than 2 points.
     """
     import numpy as np
     from scipy.spatial import cKDTree
 
     n = len(points)
-    if n <= k:
+    k = min(k, n - 1)
+    if k < 1:
         return 0.0
     if n > max_samples:
         pick = torch.from_numpy(np.random.default_rng(seed).choice(n, max_samples, replace=False))

@@ -128,6 +128,7 @@ def test_detail_sets_points_per_voxel():
     t = torch.tensor(p, dtype=torch.float32)
     assert surface_area(t) == pytest.approx(np.pi, rel=0.03)  # 4 pi r^2, from a 20k subsample
     assert surface_area(t[:5000]) == pytest.approx(np.pi, rel=0.03)  # all points
+    assert surface_area(t[:5]) > 0 and surface_area(t[:1]) == 0.0  # fewer points than neighbours
     for detail in (0.0, 0.5, 1.0):
         h = voxel_size_from_detail(t, detail)
         # the rule: h^2 N = OCCUPANCY * target * area (analytic area here)
