@@ -221,7 +221,6 @@ def make_lattice(grid: CountGrid, *, depth: int, voxel_size: float | None, detai
     """
     if grid.points == 0:
         raise InputError("no finite points in the input", None, "check the files: every coordinate is NaN or infinite")
-    extent = float((grid.hi - grid.lo).max())
     notes: dict = {}
     if voxel_size is None:
         h = voxel_size_from_counts(grid, detail)

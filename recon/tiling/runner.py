@@ -33,7 +33,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from recon.backends.kernel.config import KernelConfig
 from recon.errors import ConfigError, ReconError
 from recon.tiling.config import BatchConfig
 from recon.tiling.lattice import Lattice, neighbours, parse_tile_id, tile_id
@@ -270,6 +269,7 @@ def _gather(client: Any, futures: list, on_result: Callable[[Any], None]) -> Non
 
 def _plan(client, cfg: BatchConfig, sources, pieces, man, bars: _Bars, log: Log) -> tuple[Lattice, dict]:
     """Pass 1 and the lattice (reused on resume when inputs and options are unchanged)."""
+    from recon.backends.kernel.config import KernelConfig
     from recon.tiling.plan import CountGrid, count_piece, make_lattice
 
     kopts = cfg.kernel_options()
@@ -291,8 +291,8 @@ def _plan(client, cfg: BatchConfig, sources, pieces, man, bars: _Bars, log: Log)
     futs = client.map(count_piece, pieces, chunk_points=cfg.chunk_points,
                       key=[f"count-{p.index}-{run_id}" for p in pieces])
     _gather(client, futs, add)
-    lattice, notes = make_lattice(grid, depth=int(kopts.get("depth", 4)), voxel_size=cfg.voxel_size,
-                                  detail=float(kopts.get("detail", 0.6)),
+    lattice, notes = make_lattice(grid, depth=int(kopts.get("depth", KernelConfig.depth)), voxel_size=cfg.voxel_size,
+                                  detail=float(kopts.get("detail", KernelConfig.detail)),
                                   min_resolution=kopts.get("min_resolution", KernelConfig.min_resolution),
                                   tile_size=cfg.tile_size,
                                   overlap=cfg.overlap, max_tile_points=budget, shape=cfg.tile_shape)

@@ -57,7 +57,7 @@ def splat_normals(u: torch.Tensor, normals: torch.Tensor, level: VoxelLevel, min
 FULL_CONFIDENCE_MASS = 1.0
 
 
-def normal_confidence(mass: torch.Tensor, full: float | None = None) -> torch.Tensor:
+def normal_confidence(mass: torch.Tensor, full: float = FULL_CONFIDENCE_MASS) -> torch.Tensor:
     """Per-target weight in (0, 1]: ``min(mass / full, 1)``.
 
     A target splatted from less than one point's worth of trilinear weight (sparse input: the
@@ -67,7 +67,6 @@ def normal_confidence(mass: torch.Tensor, full: float | None = None) -> torch.Te
 
     Args:
         mass: (M,) float32 splatted mass from :func:`splat_normals`.
-        full: mass at which the weight reaches 1 (default :data:`FULL_CONFIDENCE_MASS`).
+        full: mass at which the weight reaches 1.
     """
-    full = FULL_CONFIDENCE_MASS if full is None else full
     return (mass / full).clamp(max=1.0)

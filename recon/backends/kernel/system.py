@@ -229,9 +229,10 @@ def _cell_moments(u: torch.Tensor, w_p: float, constraints: list[NormalConstrain
         gr = centre_gradients(tau).to(dev)  # (3, 27)
         inv = inverse[start:start + len(cells)]
         start += len(cells)
-        cnt = torch.bincount(inv, weights=wt.to(torch.float64), minlength=C).to(torch.float32)
+        wt = wt.to(torch.float64)
+        cnt = torch.bincount(inv, weights=wt, minlength=C).to(torch.float32)
         S += (w_n * cnt)[:, None, None] * (gr.T @ gr).to(torch.float32)[None]
-        r.index_add_(0, inv, w_n * wt.to(torch.float64)[:, None] * (nrm.to(torch.float64) @ gr))
+        r.index_add_(0, inv, w_n * wt[:, None] * (nrm.to(torch.float64) @ gr))
     return keys, S, r.to(torch.float32)
 
 
