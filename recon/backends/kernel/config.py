@@ -32,9 +32,13 @@ class KernelConfig:
     chunk_size: float | None = None
     # Tile overlap as a fraction of chunk_size (at least 4 finest voxels are used).
     overlap: float = 0.05
-    # Relative residual at which CG stops. 1e-4 (as NKSR's large-scene examples): on the 200k bunny the
-    # metrics are identical to 1e-5 (clean CD 0.00253, noisy 0.00265 both ways) with 25% fewer iterations.
-    solver_tol: float = 1e-4
+    # Relative residual at which CG stops. 1e-3: the slow CG directions are those along which the levels
+    # represent the same function (held only by the small regulariser), and they hardly move the field: on
+    # the 200k bunny the field at the points differs from a 1e-7 solve by 2.7e-4 voxels on average (max
+    # 2.6e-3; 1e-4: 2.6e-5), and over the 18 benchmark meshes the mean Chamfer is the same as with 1e-4
+    # (clean 0.002217 vs 0.002216, noisy 0.002282 vs 0.002283, sparse 0.002579 vs 0.002580; largest
+    # per-mesh change 0.4 %) with about 40 % fewer iterations.
+    solver_tol: float = 1e-3
     # CG iteration cap; a warning is issued and field.solver_info.converged is False beyond it.
     solver_max_iter: int = 2000
     # CG preconditioner: "multilevel" (symmetric level-block Gauss-Seidel sweep, CPU; about 6x fewer
@@ -58,10 +62,15 @@ class KernelConfig:
     reg_weight: float = 0.3
     # Voxels whose splatted mean normal is shorter than this are not constrained.
     normal_min_norm: float = 0.3
-    # torch intra-op threads on the CPU during fit and meshing (null/0: leave torch's setting). 1 is the
-    # default because torch's per-operation thread synchronisation cost more than it gained on the
-    # 2-core reference machine (200k points: 5.1 s with 1 thread, 8.6 s with 2).
-    threads: int | None = 1
+    # torch intra-op threads on the CPU during fit and meshing (null/0: leave torch's setting, normally one per
+    # core). Measured on the 2-core reference machine with the cell-gather assembly, quiet: 200k points 7.6-8.0 s
+    # with 2 threads vs 8.3-10.2 s with 1; 1M points 27 s vs 34 s. (Under load from other processes 1 thread
+    # was faster: every multi-threaded operation waits for its slowest thread. Batch tiles run with 1.)
+    threads: int | None = None
+    # Threads of the CPU solve's sparse matrix-vector products (scipy releases the GIL; the rows of the
+    # finest level and of the coarser levels are computed side by side). null: 2 when this process may
+    # use 2 or more cores, else 1.
+    solver_threads: int | None = None
     # Compute device: "auto" picks CUDA when available.
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # Memory guard: refuse hierarchies estimated above this many voxels (all levels).
@@ -89,13 +98,16 @@ class KernelConfig:
         if not 0.0 <= self.overlap < 0.5:
             raise ConfigError(f"overlap must be in [0, 0.5), got {self.overlap}", None, "use overlap 0.05")
         if self.solver_tol <= 0 or self.solver_max_iter < 1:
-            raise ConfigError("solver_tol must be > 0 and solver_max_iter >= 1", None, "use 1e-4 and 2000")
+            raise ConfigError("solver_tol must be > 0 and solver_max_iter >= 1", None, "use 1e-3 and 2000")
         if self.upsample < 1 or self.mise_iter < 0:
             raise ConfigError("upsample must be >= 1 and mise_iter >= 0", None, "use upsample 1, mise_iter 0")
         if min(self.pos_weight, self.normal_weight) <= 0 or self.reg_weight < 0:
             raise ConfigError("weights must be positive (reg_weight >= 0)", None, "use the defaults")
         if self.preconditioner not in ("auto", "jacobi", "multilevel"):
             raise ConfigError(f"unknown preconditioner {self.preconditioner!r}", None, "use auto, jacobi or multilevel")
+        if self.solver_threads is not None and not (isinstance(self.solver_threads, int) and self.solver_threads >= 1):
+            raise ConfigError(f"solver_threads must be a positive integer or null, got {self.solver_threads!r}", None,
+                              "use 1, 2 or null")
         if self.max_voxels < 1000:
             raise ConfigError(f"max_voxels too small: {self.max_voxels}", None, "use at least 1000")
         if self.model not in ("none", "learned"):

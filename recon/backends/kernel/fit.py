@@ -101,6 +101,19 @@ def _solve_field(u: torch.Tensor, levels: list, constraints: list, voxel_size: f
                        trim_distance=config.trim_distance, timings=times, threads=config.threads)
 
 
+def solver_workers(requested: int | None) -> int:
+    """Threads for the CPU solve: ``requested``, or 2 when this process may use 2+ cores (else 1)."""
+    if requested is not None:
+        return int(requested)
+    import os
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return 2 if cores >= 2 else 1
+
+
 def solve_system(system, config: KernelConfig):
     """PCG on the assembled system with the configured preconditioner.
 
@@ -125,6 +138,8 @@ def solve_system(system, config: KernelConfig):
         diag = system.diagonal.cpu().numpy().astype(np.float32)
     else:
         b, diag = system.rhs, system.diagonal
+    if on_cpu and hasattr(system.matrix, "workers"):
+        system.matrix.workers = solver_workers(config.solver_threads)
     mv = matvec_operator(system.matrix)
     if name == "multilevel":
         from recon.backends.kernel.precond import multilevel_preconditioner

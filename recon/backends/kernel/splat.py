@@ -40,11 +40,14 @@ def splat_normals(u: torch.Tensor, normals: torch.Tensor, level: VoxelLevel, min
         fr = g - lo
         # (n, 8) trilinear weights of the corners {0,1}^3
         wc = torch.where(corners[None].bool(), fr[:, None, :], 1 - fr[:, None, :]).prod(-1)
-        idx = level.lookup_offsets(lo.to(torch.int64), corners)  # all present by construction
+        idx = level.lookup_offsets(lo.to(torch.int64), corners)  # all present when the level is these points' splat
+        contrib = normals[i:i + batch, None, :] * wc[:, :, None]  # (n, 8, 3)
         ok = idx >= 0
-        idx, wc = idx[ok], wc[ok]
-        nrm = normals[i:i + batch, None, :].expand(-1, 8, -1)[ok]
-        acc.index_add_(0, idx, nrm * wc[:, None])
+        if bool(ok.all()):
+            idx, wc, contrib = idx.reshape(-1), wc.reshape(-1), contrib.reshape(-1, 3)
+        else:
+            idx, wc, contrib = idx[ok], wc[ok], contrib[ok]
+        acc.index_add_(0, idx, contrib)
         wsum.index_add_(0, idx, wc)
     mean = acc / wsum.clamp_min(1e-12)[:, None]
     length = mean.norm(dim=1)

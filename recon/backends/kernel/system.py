@@ -11,21 +11,23 @@ a level. Normal equations ``A alpha = rhs`` with
 ``A = w_p G^T G + w_n Q^T C Q + lam K`` and ``rhs = w_n Q^T C n`` (C = diag(c)).
 
 Fast path: every basis function is a triquadratic polynomial inside one finest cell, so
-the point term reduces to 125 monomial moments per occupied cell (one sparse product,
-:func:`_point_moments`, then one GEMM to the cell's 27x27 matrix), the normal term to a
-fixed 27x27 matrix per constraint. Per level d the cells' matrices are scattered into the
-same-level block in a 5x5x5-stencil layout (rows of level d, all 125 neighbour columns,
-present or not); the coarser-column blocks (d, d' > d) follow from that table by the
-exact B-spline two-scale relation (:func:`_coarsen_table`: a (V_d, 125) x (125, 125)
+the point term reduces to 125 monomial moments per occupied cell (:func:`_point_moments`),
+the normal term to a fixed 27x27 matrix per constraint, and both become the cell's 27x27
+matrix in one GEMM. Per level d the same-level block is gathered from the cells' matrices
+into a 5x5x5-stencil layout (rows of level d, all 125 neighbour columns, present or not;
+:func:`_same_level_table`); the coarser-column blocks (d, d' > d) follow from that table by
+the exact B-spline two-scale relation (:func:`_coarsen_table`: a (V_d, 125) x (125, 125)
 product per level pair), and the cell matrices move to the parent cells by exact per-axis
 basis changes (:mod:`recon.backends.kernel.tables`). Each block becomes CSR straight from
-its table (the slots are in key order, so no sort), and the CPU matrix is kept as its
-upper blocks (:class:`BlockSymmetricMatrix`). :func:`assemble_reference` (dense, float64)
-is the reference the tests compare against.
+its table (the slots are in key order, so no sort); the CPU matrix keeps the upper blocks
+and their transposes (:class:`BlockSymmetricMatrix`). :func:`assemble_reference` (dense,
+float64) is the reference the tests compare against.
 
 Measured on the 200k-point bunny (66.5k unknowns): 16 s before this layout (per-cell
 basis changes and scatters for every level pair, COO -> CSR), ~2-3 s after; 1M points
-(333k unknowns): 90 s -> ~11 s (one torch thread, 2-core shared machine).
+(335k unknowns): 90 s -> ~11 s on the earlier machine; on the current (slower) one 18 s with
+scattered cell matrices -> 12.7 s gathered, the normal term inside the moment GEMM and
+2 torch threads.
 """
 
 from __future__ import annotations
@@ -36,8 +38,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from recon.backends.kernel.svh import OFFSETS27, OFFSETS125, VoxelLevel, unique_coords, unpack_keys
-from recon.backends.kernel.tables import (centre_gradients, coarse_transform, diag_slots, gram_stencil,
+from recon.backends.kernel.svh import OFFSETS27, OFFSETS125, VoxelLevel, pack_keys, unique_coords, unpack_keys
+from recon.backends.kernel.tables import (centre_gradients, coarse_transform, gram_stencil,
                                           product_poly, two_scale_stencil)
 
 
@@ -83,20 +85,32 @@ class LinearSystem:
 
 
 class BlockSymmetricMatrix:
-    """Symmetric matrix stored as its upper level-pair blocks (scipy CSR), unknowns ordered by level.
+    """Symmetric matrix stored as its level-pair blocks (scipy CSR), unknowns ordered by level.
 
-    ``A[d, e] = blocks[(d, e)]`` for d <= e and ``A[e, d] = blocks[(d, e)].T`` (never copied).
+    ``A[d, e] = blocks[(d, e)]`` for d <= e and ``A[e, d] = lower[(d, e)]``, the transpose of
+    ``blocks[(d, e)]`` converted to CSR once. Both directions are row-major products: scipy's
+    product with a transposed CSR (a CSC product, a scatter) took 3-4x as long as a CSR product
+    of the same block (1M points: 136 ms of the 200 ms matrix-vector product; 0.46 s to build all
+    the transposes once, +28M stored entries).
+
+    ``workers`` > 1 computes the rows of the finest level and those of the coarser levels in two
+    threads (scipy's sparse products release the GIL): about 1.3x on a 2-core machine, where the
+    products are limited by memory bandwidth.
 
     Attributes:
         blocks: {(d, e): (V_d, V_e) float32 CSR} for d <= e.
+        lower: {(d, e): (V_e, V_d) float32 CSR} for d < e (the transposes).
         offsets: (L + 1,) level boundaries.
     """
 
-    def __init__(self, blocks: dict, offsets: list[int]):
+    def __init__(self, blocks: dict, offsets: list[int], workers: int = 1):
         self.blocks = blocks
+        self.lower = {(d, e): m.T.tocsr() for (d, e), m in blocks.items() if e != d}
         self.offsets = list(offsets)
         self.shape = (self.offsets[-1], self.offsets[-1])
         self.dtype = np.float32
+        self.workers = max(1, int(workers))
+        self._pool = None
 
     @property
     def nnz(self) -> int:
@@ -105,13 +119,35 @@ class BlockSymmetricMatrix:
     def _sl(self, d: int) -> slice:
         return slice(self.offsets[d], self.offsets[d + 1])
 
+    def row_block(self, a: int, e: int):
+        """The CSR block A[a, e] (either stored block or stored transpose)."""
+        return self.blocks[(a, e)] if a <= e else self.lower[(e, a)]
+
+    def _rows(self, a: int, x: np.ndarray) -> np.ndarray:
+        """(A x) restricted to the rows of level a: (V_a,) float32."""
+        L = len(self.offsets) - 1
+        y = np.zeros(self.offsets[a + 1] - self.offsets[a], dtype=np.float32)
+        for e in range(L):
+            if (min(a, e), max(a, e)) in self.blocks:
+                y += self.row_block(a, e) @ x[self._sl(e)]
+        return y
+
     def __matmul__(self, x: np.ndarray) -> np.ndarray:
         """(V,) -> (V,) float32."""
-        y = np.zeros(self.shape[0], dtype=np.float32)
-        for (d, e), m in self.blocks.items():
-            y[self._sl(d)] += m @ x[self._sl(e)]
-            if e != d:
-                y[self._sl(e)] += m.T @ x[self._sl(d)]
+        L = len(self.offsets) - 1
+        y = np.empty(self.shape[0], dtype=np.float32)
+        if self.workers > 1 and L > 1:
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="recon-matvec")
+            coarse = self._pool.submit(lambda: [self._rows(a, x) for a in range(1, L)])
+            y[self._sl(0)] = self._rows(0, x)
+            for a, ya in zip(range(1, L), coarse.result()):
+                y[self._sl(a)] = ya
+            return y
+        for a in range(L):
+            y[self._sl(a)] = self._rows(a, x)
         return y
 
     def diagonal_block(self, d: int):
@@ -121,11 +157,9 @@ class BlockSymmetricMatrix:
     def column_matvec(self, d: int, v: np.ndarray) -> np.ndarray:
         """A[:, d] @ v for a (V_d,) vector -> (V,) float32."""
         y = np.zeros(self.shape[0], dtype=np.float32)
-        for (a, e), m in self.blocks.items():
-            if e == d:
-                y[self._sl(a)] += m @ v
-            elif a == d:
-                y[self._sl(e)] += m.T @ v
+        for a in range(len(self.offsets) - 1):
+            if (min(a, d), max(a, d)) in self.blocks:
+                y[self._sl(a)] = self.row_block(a, d) @ v
         return y
 
     def diagonal(self) -> np.ndarray:
@@ -140,11 +174,15 @@ class BlockSymmetricMatrix:
         for (d, e), m in self.blocks.items():
             grid[d][e] = m
             if e != d:
-                grid[e][d] = m.T
+                grid[e][d] = self.lower[(d, e)]
         return sp.bmat(grid, format="csr", dtype=np.float32)
 
     def toarray(self) -> np.ndarray:
         return self.tocsr().toarray()
+
+    def __del__(self) -> None:
+        if getattr(self, "_pool", None) is not None:
+            self._pool.shutdown(wait=False)
 
 
 def _constraint_cells(c: NormalConstraints, levels: list[VoxelLevel]) -> tuple[torch.Tensor, float]:
@@ -204,8 +242,15 @@ def point_moments_reference(u: torch.Tensor, cell: torch.Tensor, C: int) -> torc
 
 
 def _cell_moments(u: torch.Tensor, w_p: float, constraints: list[NormalConstraints], levels: list[VoxelLevel],
-                  w_n: float, batch: int = 200_000):
-    """Level-0 cell keys (C,), moment matrices (C, 27, 27) and right-hand sides (C, 27)."""
+                  w_n: float, batch: int = 65536):
+    """Level-0 cell keys (C,), moment matrices (C + 1, 27, 27) and right-hand sides (C + 1, 27).
+
+    Row C of both is zero: the "absent cell" that :func:`_same_level_table` gathers from.
+
+    The normal term of a constraint level is a fixed 27x27 matrix times the summed target weight
+    of the cell, so it rides along in the moment GEMM as one extra column per constraint level
+    (``[moments | weight sums] @ [W; G_0; G_1]``) instead of a separate pass over all C x 729 entries.
+    """
     dev = u.device
     parts = [torch.floor(u).to(torch.int64)]
     cons = []
@@ -215,39 +260,70 @@ def _cell_moments(u: torch.Tensor, w_p: float, constraints: list[NormalConstrain
         cons.append((cells, tau, c.normals, c.weight_vector()))
     keys, inverse = unique_coords(torch.cat(parts), return_inverse=True)
     C = len(keys)
-    # point term: 125 monomial moments per cell
-    mom = _point_moments(u, inverse[:len(u)], C)
-    W = (_moment_map() * w_p).to(dev, torch.float32)
-    S = torch.empty(C, 27, 27, dtype=torch.float32, device=dev)
-    for i in range(0, C, batch):  # GEMM 125 moments -> 27x27 (float32: 2x faster, errors ~1e-7 relative)
-        S[i:i + batch] = (mom[i:i + batch].to(torch.float32) @ W).reshape(-1, 27, 27)
-    del mom
-    # normal term: fixed 27x27 per constraint, rhs n @ grads
+    # point term: 125 monomial moments per cell; normal term: one weight-sum column per constraint level
+    mom = torch.zeros(C, 125 + len(cons), dtype=torch.float64, device=dev)
+    mom[:, :125] = _point_moments(u, inverse[:len(u)], C)
+    rows = [_moment_map() * w_p]
     r = torch.zeros(C, 27, dtype=torch.float64, device=dev)
     start = len(u)
-    for cells, tau, nrm, wt in cons:
+    for j, (cells, tau, nrm, wt) in enumerate(cons):
         gr = centre_gradients(tau).to(dev)  # (3, 27)
         inv = inverse[start:start + len(cells)]
         start += len(cells)
         wt = wt.to(torch.float64)
-        cnt = torch.bincount(inv, weights=wt, minlength=C).to(torch.float32)
-        S += (w_n * cnt)[:, None, None] * (gr.T @ gr).to(torch.float32)[None]
+        mom[:, 125 + j] = torch.bincount(inv, weights=wt, minlength=C)
+        rows.append((w_n * (gr.T @ gr)).reshape(1, 729))
         r.index_add_(0, inv, w_n * wt[:, None] * (nrm.to(torch.float64) @ gr))
-    return keys, S, r.to(torch.float32)
+    W = torch.cat(rows).to(dev, torch.float32)  # (125 + #levels, 729)
+    S = torch.empty(C + 1, 27, 27, dtype=torch.float32, device=dev)
+    S[C] = 0.0  # the "absent cell" row (see _same_level_table)
+    for i in range(0, C, batch):  # GEMM moments -> 27x27 (float32: 2x faster, errors ~1e-7 relative)
+        j = min(i + batch, C)
+        torch.mm(mom[i:j].to(torch.float32), W, out=S[i:j].view(-1, 729))
+    rp = torch.zeros(C + 1, 27, dtype=torch.float32, device=dev)
+    rp[:C] = r
+    return keys, S, rp
 
 
-class _BlockAccumulator:
-    """Values of one level-pair block in stencil layout: (V_d + 1, 125); the last row is a sink."""
+def _same_level_table(S: torch.Tensor, r: torch.Tensor, cc: torch.Tensor, level: VoxelLevel,
+                      batch: int = 65536) -> tuple[torch.Tensor, torch.Tensor]:
+    """Same-level block of one level in stencil layout, and its right-hand side, gathered from the cells.
 
-    def __init__(self, rows: int, device):
-        self.vals = torch.zeros((rows + 1) * 125, dtype=torch.float32, device=device)
-        self.rows = rows
+    Cell ``c``'s matrix couples its 27 neighbour voxels ``c + o_a``; voxel ``v`` is function ``a`` of
+    cell ``v - o_a``, whose row ``a`` lands on the 3x3x3 sub-cube of ``v``'s 5x5x5 stencil that starts
+    at ``2 - o_a`` (column offsets ``o_b - o_a``). Per voxel batch and row offset this is one gather
+    of 27-value rows and one add into a strided view: no scatter (a scatter of the same C x 729 values
+    with ``index_add_`` took 2.6x as long at 1M points). :func:`assemble_reference` checks the result.
 
-    def add(self, row: torch.Tensor, slot: torch.Tensor, v: torch.Tensor) -> None:
-        self.vals.index_add_(0, (row * 125 + slot).reshape(-1), v.reshape(-1))
+    Args:
+        S: (C + 1, 27, 27) float32 cell matrices, row C zero; r: (C + 1, 27) float32, row C zero.
+        cc: (C, 3) int64 cell coordinates of this level, sorted by key (as ``unique_coords`` returns them).
+        level: the voxel level (rows).
+        batch: voxels per batch.
 
-    def table(self) -> torch.Tensor:
-        return self.vals.reshape(self.rows + 1, 125)[: self.rows]
+    Returns:
+        (V, 125) float32 values at the 125 stencil offsets (OFFSETS125 order), and (V,) float32 rhs.
+    """
+    dev = S.device
+    C = len(cc)
+    cells = VoxelLevel(pack_keys(cc), cc, level.level)
+    coords = level.coords
+    V = len(coords)
+    T = torch.zeros(V, 5, 5, 5, dtype=torch.float32, device=dev)
+    rhs = torch.zeros(V, dtype=torch.float32, device=dev)
+    Sf = S.reshape(-1, 27)  # row c * 27 + a = S[c, a, :]
+    rf = r.reshape(-1)
+    neg = -OFFSETS27.to(dev)
+    a27 = torch.arange(27, device=dev)
+    for i in range(0, V, batch):
+        cidx = cells.lookup_offsets(coords[i:i + batch], neg)  # (b, 27): cell v - o_a
+        flat = torch.where(cidx >= 0, cidx * 27 + a27, torch.full_like(cidx, C * 27))
+        Tb = T[i:i + batch]
+        for a in range(27):
+            ox, oy, oz = a // 9, (a // 3) % 3, a % 3  # o_a + 1 (z fastest, as OFFSETS27)
+            Tb[:, 2 - ox:5 - ox, 2 - oy:5 - oy, 2 - oz:5 - oz] += Sf.index_select(0, flat[:, a]).view(-1, 3, 3, 3)
+        rhs[i:i + batch] = rf[flat].sum(1)
+    return T.reshape(V, 125), rhs
 
 
 def _coarsen_table(T: torch.Tensor, residue: torch.Tensor) -> torch.Tensor:
@@ -275,20 +351,23 @@ def _to_parents(S: torch.Tensor, r: torch.Tensor, cc: torch.Tensor, cell_batch: 
 
     A cell with coordinate parity ``k`` (3 bits) sees its parent's 27 functions through the fixed
     27x27 map ``K_k = kron(R[kx], R[ky], R[kz])`` (:func:`coarse_transform`): ``S_p += K S K^T`` and
-    ``r_p += K r``. Cells are grouped by parity so each group needs one ``K_k``, broadcast over the group
+    ``r_p += K r``. Cells are grouped by parity so each group needs one ``K_k``; ``S K^T`` is one
+    (c * 27, 27) x (27, 27) GEMM, then ``K (S K^T)`` a batched product
     (:func:`to_parents_reference` builds the per-cell Kronecker products instead).
 
     Args:
-        S: (C, 27, 27) float32; r: (C, 27) float32; cc: (C, 3) int64 cell coordinates.
+        S: (C [+ 1], 27, 27) float32; r: (C [+ 1], 27) float32; cc: (C, 3) int64 cell coordinates
+            (a row C beyond the cells, the zero "absent cell", is ignored).
 
     Returns:
-        parent (C', 27, 27) matrices, (C', 27) right-hand sides and (C', 3) coordinates.
+        parent (C' + 1, 27, 27) matrices, (C' + 1, 27) right-hand sides (row C' zero: the absent cell)
+        and (C', 3) coordinates.
     """
     dev = S.device
     parent, inv = unique_coords(cc >> 1, return_inverse=True)
     R1 = coarse_transform(1).to(dev, torch.float32)
-    Sp = torch.zeros(len(parent), 27, 27, dtype=torch.float32, device=dev)
-    rp = torch.zeros(len(parent), 27, dtype=torch.float32, device=dev)
+    Sp = torch.zeros(len(parent) + 1, 27, 27, dtype=torch.float32, device=dev)
+    rp = torch.zeros(len(parent) + 1, 27, dtype=torch.float32, device=dev)
     par = cc & 1
     cls = par[:, 0] * 4 + par[:, 1] * 2 + par[:, 2]
     for k in range(8):
@@ -296,7 +375,8 @@ def _to_parents(S: torch.Tensor, r: torch.Tensor, cc: torch.Tensor, cell_batch: 
         members = torch.nonzero(cls == k).squeeze(1)
         for i in range(0, len(members), cell_batch):
             idx = members[i:i + cell_batch]
-            Sp.index_add_(0, inv[idx], torch.matmul(torch.matmul(K, S[idx]), K.T))
+            Y = (S[idx].reshape(-1, 27) @ K.T).reshape(-1, 27, 27)
+            Sp.index_add_(0, inv[idx], torch.matmul(K, Y))
             rp.index_add_(0, inv[idx], r[idx] @ K.T)
     return Sp, rp, unpack_keys(parent)
 
@@ -367,9 +447,7 @@ def assemble(u: torch.Tensor, levels: list[VoxelLevel], constraints: list[Normal
     keys, S, r = _cell_moments(u, w_p, constraints, levels, w_n)
     cc = unpack_keys(keys)
     sizes = [len(lv) for lv in levels]
-    off27 = OFFSETS27.to(dev)
     o125 = OFFSETS125.to(dev)
-    dslots = diag_slots().to(dev)
     g = gram_stencil().to(dev, torch.float32)
     nbr: dict[int, torch.Tensor] = {}
 
@@ -385,16 +463,8 @@ def assemble(u: torch.Tensor, levels: list[VoxelLevel], constraints: list[Normal
     rhs = []
     diag = []
     for d in range(depth):
-        acc = _BlockAccumulator(sizes[d], dev)
-        rb = torch.zeros(sizes[d] + 1, dtype=torch.float32, device=dev)
-        for i in range(0, len(cc), cell_batch):
-            c = cc[i:i + cell_batch]
-            rows = levels[d].lookup_offsets(c, off27)  # (c, 27)
-            rows = torch.where(rows < 0, torch.full_like(rows, sizes[d]), rows)
-            acc.add(rows[:, :, None].expand(-1, -1, 27), dslots[None].expand(len(c), -1, -1), S[i:i + cell_batch])
-            rb.index_add_(0, rows.reshape(-1), r[i:i + cell_batch].reshape(-1))
-        rhs.append(rb[:-1])
-        T = acc.table()
+        T, rb = _same_level_table(S, r, cc, levels[d], cell_batch)
+        rhs.append(rb)
         coords = levels[d].coords
         for e in range(d, depth):
             if e > d:
@@ -407,7 +477,7 @@ def assemble(u: torch.Tensor, levels: list[VoxelLevel], constraints: list[Normal
                 cols = neighbours(e)[levels[e].lookup(coords >> (e - d))]  # ancestors always exist
             blocks[(d, e)] = _table_to_csr(Te, cols)
             del Te, cols
-        del T, acc
+        del T
         if d + 1 < depth:  # move the moments to the parent cells
             S, r, cc = _to_parents(S, r, cc, cell_batch)
     del S, r, nbr

@@ -59,15 +59,6 @@ def centre_gradients(tau: float) -> torch.Tensor:
 
 
 @lru_cache(maxsize=None)
-def diag_slots() -> torch.Tensor:
-    """(27, 27) int64: slot (0..124) of neighbour offset ``o_b - o_a`` in the 5x5x5 stencil."""
-    from recon.backends.kernel.svh import OFFSETS27
-
-    e = OFFSETS27[None, :, :] - OFFSETS27[:, None, :] + 2
-    return e[..., 0] * 25 + e[..., 1] * 5 + e[..., 2]
-
-
-@lru_cache(maxsize=None)
 def gram_stencil() -> torch.Tensor:
     """(125,) float64: B(o) of the regulariser K at each 5x5x5 stencil offset o (zero beyond +-1)."""
     from recon.backends.kernel.basis import bspline

@@ -22,7 +22,7 @@ import torch
 
 from recon.backends.kernel.field import to_local_tensor
 from recon.backends.kernel.learned.kernel import evaluate_field
-from recon.backends.kernel.learned.model import TRAINED_REG_WEIGHT, LearnedKernelModel, ModelSpec
+from recon.backends.kernel.learned.model import TRAINED_REG_WEIGHT, TRAINED_SOLVER_TOL, LearnedKernelModel, ModelSpec
 from recon.backends.kernel.solver import SolverInfo
 from recon.backends.kernel.svh import VoxelLevel, unique_coords, unpack_keys
 from recon.types import Mesh
@@ -238,7 +238,7 @@ def solve_learned(model: LearnedKernelModel, u: torch.Tensor, normals: torch.Ten
         t = time.perf_counter()
         up, mult = (merge_points(u) if len(u) > merge_above else (u, None))
         alphas, info = model.solve(pred, up, pos_weight=config.pos_weight, normal_weight=config.normal_weight,
-                                   reg_weight=TRAINED_REG_WEIGHT, tol=config.solver_tol,
+                                   reg_weight=TRAINED_REG_WEIGHT, tol=min(config.solver_tol, TRAINED_SOLVER_TOL),
                                    max_iter=config.solver_max_iter, multiplicity=mult)
         times["solve"] = time.perf_counter() - t
     res = info["forward"]

@@ -31,6 +31,9 @@ MODEL_FORMAT = "recon.learned-kernel.v1"
 #: Kernel regulariser weight the committed network was trained with; inference uses the same
 #: (KernelConfig.reg_weight is the training-free kernel's).
 TRAINED_REG_WEIGHT = 1.0
+#: CG tolerance the committed network was trained with; inference solves at least this tightly
+#: (KernelConfig.solver_tol, 1e-3, is the training-free kernel's).
+TRAINED_SOLVER_TOL = 1e-4
 
 
 @dataclass
