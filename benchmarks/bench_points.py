@@ -40,7 +40,7 @@ from common import (  # noqa: E402
     mean_finite, now_utc, peak_rss_mib, prepare_input, run_isolated,
 )
 
-KERNEL_VERSION = "k6"  # bump when the kernel backend changes so cached kernel results refresh
+KERNEL_VERSION = "k7"  # bump when the kernel backend changes so cached kernel results refresh
 TAUS = (0.005, 0.01)
 METHODS = ("kernel", "poisson8", "poisson9")
 LARGE_MESHES = ("stanford-bunny", "armadillo", "dragon")

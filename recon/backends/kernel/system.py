@@ -241,18 +241,44 @@ def point_moments_reference(u: torch.Tensor, cell: torch.Tensor, C: int) -> torc
     return torch.from_numpy(out)
 
 
-def _cell_moments(u: torch.Tensor, w_p: float, constraints: list[NormalConstraints], levels: list[VoxelLevel],
-                  w_n: float, batch: int = 65536):
-    """Level-0 cell keys (C,), moment matrices (C + 1, 27, 27) and right-hand sides (C + 1, 27).
+@dataclass
+class _FineCells:
+    """The finest level's cells, with the point term kept apart from the normal term.
 
-    Row C of both is zero: the "absent cell" that :func:`_same_level_table` gathers from.
+    Most finest cells (about 60 % at 1M points) hold normal targets but no point, and their matrix is
+    a fixed rank-3 pattern per target kind times a weight; they are carried as weights, and only the
+    P cells with points get a (27, 27) point-term matrix. :func:`_same_level_table` and
+    :func:`_to_parents` expand the weights with the patterns (a small GEMM) where a full matrix is needed.
 
-    The normal term of a constraint level is a fixed 27x27 matrix times the summed target weight
-    of the cell, so it rides along in the moment GEMM as one extra column per constraint level
-    (``[moments | weight sums] @ [W; G_0; G_1]``) instead of a separate pass over all C x 729 entries.
+    Attributes:
+        keys: (C,) int64 sorted cell keys; cc: (C, 3) int64 cell coordinates.
+        S: (P + 1, 27, 27) float32 point-term matrices of the cells with points; row P is zero.
+        point_row: (C + 1,) int64 row of ``S`` for each cell (P for cells without points and for index C).
+        weights: (C + 1, J) float32 summed normal-target weights per cell and target kind; row C zero.
+        patterns: (J, 27, 27) float32 normal-term matrix of one unit-weight target of each kind (w_n included).
+        r: (C + 1, 27) float32 right-hand sides; row C zero.
+    """
+
+    keys: torch.Tensor
+    cc: torch.Tensor
+    S: torch.Tensor
+    point_row: torch.Tensor
+    weights: torch.Tensor
+    patterns: torch.Tensor
+    r: torch.Tensor
+
+
+def _fine_cells(u: torch.Tensor, w_p: float, constraints: list[NormalConstraints], levels: list[VoxelLevel],
+                w_n: float, batch: int = 65536) -> _FineCells:
+    """Cells of the finest level: point moments -> point-term matrices, normal targets -> weights.
+
+    The target kinds are the in-cell positions of the constraint centres: a level-0 voxel centre is the
+    middle of its cell (tau = 1/2), a coarser voxel centre a cell corner (tau = 0); targets of one kind
+    share one 27x27 pattern ``w_n g^T g`` (g the (3, 27) basis gradients there).
     """
     dev = u.device
-    parts = [torch.floor(u).to(torch.int64)]
+    pcells = torch.floor(u).to(torch.int64)
+    parts = [pcells]
     cons = []
     for c in constraints:
         cells, tau = _constraint_cells(c, levels)
@@ -260,33 +286,56 @@ def _cell_moments(u: torch.Tensor, w_p: float, constraints: list[NormalConstrain
         cons.append((cells, tau, c.normals, c.weight_vector()))
     keys, inverse = unique_coords(torch.cat(parts), return_inverse=True)
     C = len(keys)
-    # point term: 125 monomial moments per cell; normal term: one weight-sum column per constraint level
-    mom = torch.zeros(C, 125 + len(cons), dtype=torch.float64, device=dev)
-    mom[:, :125] = _point_moments(u, inverse[:len(u)], C)
-    rows = [_moment_map() * w_p]
-    r = torch.zeros(C, 27, dtype=torch.float64, device=dev)
+    pinv = inverse[:len(u)]
+    # point term, on the cells that hold points only
+    has_point = torch.zeros(C + 1, dtype=torch.bool, device=dev)
+    has_point[pinv] = True
+    prow_of_cell = torch.cumsum(has_point, 0) - 1
+    P = int(has_point.sum())
+    point_row = torch.where(has_point, prow_of_cell, torch.full_like(prow_of_cell, P))
+    mom = _point_moments(u, point_row[pinv], P)
+    W = (_moment_map() * w_p).to(dev, torch.float32)
+    S = torch.empty(P + 1, 27, 27, dtype=torch.float32, device=dev)
+    S[P] = 0.0  # the "absent cell" row (see _same_level_table)
+    for i in range(0, P, batch):  # GEMM moments -> 27x27 (float32: 2x faster, errors ~1e-7 relative)
+        j = min(i + batch, P)
+        torch.mm(mom[i:j].to(torch.float32), W, out=S[i:j].view(-1, 729))
+    del mom
+    # normal term: weights per cell and target kind, right-hand sides
+    kinds = sorted({tau for _, tau, _, _ in cons})
+    weights = torch.zeros(C + 1, max(len(kinds), 1), dtype=torch.float64, device=dev)
+    patterns = torch.zeros(max(len(kinds), 1), 27, 27, dtype=torch.float64, device=dev)
+    r = torch.zeros(C + 1, 27, dtype=torch.float64, device=dev)
     start = len(u)
-    for j, (cells, tau, nrm, wt) in enumerate(cons):
+    for cells, tau, nrm, wt in cons:
         gr = centre_gradients(tau).to(dev)  # (3, 27)
+        j = kinds.index(tau)
         inv = inverse[start:start + len(cells)]
         start += len(cells)
         wt = wt.to(torch.float64)
-        mom[:, 125 + j] = torch.bincount(inv, weights=wt, minlength=C)
-        rows.append((w_n * (gr.T @ gr)).reshape(1, 729))
+        weights[:, j].index_add_(0, inv, wt)
+        patterns[j] = w_n * (gr.T @ gr)
         r.index_add_(0, inv, w_n * wt[:, None] * (nrm.to(torch.float64) @ gr))
-    W = torch.cat(rows).to(dev, torch.float32)  # (125 + #levels, 729)
-    S = torch.empty(C + 1, 27, 27, dtype=torch.float32, device=dev)
-    S[C] = 0.0  # the "absent cell" row (see _same_level_table)
-    for i in range(0, C, batch):  # GEMM moments -> 27x27 (float32: 2x faster, errors ~1e-7 relative)
-        j = min(i + batch, C)
-        torch.mm(mom[i:j].to(torch.float32), W, out=S[i:j].view(-1, 729))
-    rp = torch.zeros(C + 1, 27, dtype=torch.float32, device=dev)
-    rp[:C] = r
-    return keys, S, rp
+    return _FineCells(keys, unpack_keys(keys), S, point_row, weights.to(torch.float32), patterns.to(torch.float32),
+                      r.to(torch.float32))
+
+
+def _pattern_stencils(patterns: torch.Tensor) -> torch.Tensor:
+    """(J, 27, 27) cell patterns -> (27 * J, 125): row (a, j) puts pattern j's row a on a voxel's stencil.
+
+    A voxel that is function ``a`` of a cell sees that cell's pattern row ``a`` at column offsets
+    ``o_b - o_a`` (see :func:`_same_level_table`).
+    """
+    J = patterns.shape[0]
+    out = torch.zeros(27, J, 5, 5, 5, dtype=patterns.dtype, device=patterns.device)
+    for a in range(27):
+        ox, oy, oz = a // 9, (a // 3) % 3, a % 3
+        out[a, :, 2 - ox:5 - ox, 2 - oy:5 - oy, 2 - oz:5 - oz] = patterns[:, a, :].reshape(J, 3, 3, 3)
+    return out.reshape(27 * J, 125)
 
 
 def _same_level_table(S: torch.Tensor, r: torch.Tensor, cc: torch.Tensor, level: VoxelLevel,
-                      batch: int = 65536) -> tuple[torch.Tensor, torch.Tensor]:
+                      batch: int = 65536, fine: _FineCells | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Same-level block of one level in stencil layout, and its right-hand side, gathered from the cells.
 
     Cell ``c``'s matrix couples its 27 neighbour voxels ``c + o_a``; voxel ``v`` is function ``a`` of
@@ -297,13 +346,17 @@ def _same_level_table(S: torch.Tensor, r: torch.Tensor, cc: torch.Tensor, level:
 
     Args:
         S: (C + 1, 27, 27) float32 cell matrices, row C zero; r: (C + 1, 27) float32, row C zero.
+            With ``fine`` both are ignored (its point-term matrices, weights and rhs are used).
         cc: (C, 3) int64 cell coordinates of this level, sorted by key (as ``unique_coords`` returns them).
         level: the voxel level (rows).
         batch: voxels per batch.
+        fine: the finest level's cells (:class:`_FineCells`), for level 0.
 
     Returns:
         (V, 125) float32 values at the 125 stencil offsets (OFFSETS125 order), and (V,) float32 rhs.
     """
+    if fine is not None:
+        S, r, cc = fine.S, fine.r, fine.cc
     dev = S.device
     C = len(cc)
     cells = VoxelLevel(pack_keys(cc), cc, level.level)
@@ -315,14 +368,19 @@ def _same_level_table(S: torch.Tensor, r: torch.Tensor, cc: torch.Tensor, level:
     rf = r.reshape(-1)
     neg = -OFFSETS27.to(dev)
     a27 = torch.arange(27, device=dev)
+    pst = _pattern_stencils(fine.patterns) if fine is not None else None
     for i in range(0, V, batch):
         cidx = cells.lookup_offsets(coords[i:i + batch], neg)  # (b, 27): cell v - o_a
-        flat = torch.where(cidx >= 0, cidx * 27 + a27, torch.full_like(cidx, C * 27))
+        cidx = torch.where(cidx >= 0, cidx, torch.full_like(cidx, C))
+        srow = fine.point_row[cidx] if fine is not None else cidx
+        flat = srow * 27 + a27
         Tb = T[i:i + batch]
+        if fine is not None:  # normal targets: weights x patterns
+            Tb += (fine.weights[cidx].reshape(len(cidx), -1) @ pst).view(-1, 5, 5, 5)
         for a in range(27):
             ox, oy, oz = a // 9, (a // 3) % 3, a % 3  # o_a + 1 (z fastest, as OFFSETS27)
             Tb[:, 2 - ox:5 - ox, 2 - oy:5 - oy, 2 - oz:5 - oz] += Sf.index_select(0, flat[:, a]).view(-1, 3, 3, 3)
-        rhs[i:i + batch] = rf[flat].sum(1)
+        rhs[i:i + batch] = rf[cidx * 27 + a27].sum(1)
     return T.reshape(V, 125), rhs
 
 
@@ -346,7 +404,8 @@ def _coarsen_table(T: torch.Tensor, residue: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _to_parents(S: torch.Tensor, r: torch.Tensor, cc: torch.Tensor, cell_batch: int = 65536):
+def _to_parents(S: torch.Tensor | None, r: torch.Tensor | None, cc: torch.Tensor | None, cell_batch: int = 65536,
+                fine: _FineCells | None = None):
     """Cells' moment matrices and right-hand sides expressed in, and summed into, their parent cells.
 
     A cell with coordinate parity ``k`` (3 bits) sees its parent's 27 functions through the fixed
@@ -358,26 +417,51 @@ def _to_parents(S: torch.Tensor, r: torch.Tensor, cc: torch.Tensor, cell_batch: 
     Args:
         S: (C [+ 1], 27, 27) float32; r: (C [+ 1], 27) float32; cc: (C, 3) int64 cell coordinates
             (a row C beyond the cells, the zero "absent cell", is ignored).
+        fine: the finest level's cells instead of S, r, cc (point-term matrices of the cells with points
+            moved as above; the normal targets' weights summed per parent, child parity and kind, then
+            expanded with the moved patterns ``K_k G_j K_k^T`` in one GEMM).
 
     Returns:
         parent (C' + 1, 27, 27) matrices, (C' + 1, 27) right-hand sides (row C' zero: the absent cell)
         and (C', 3) coordinates.
     """
+    if fine is not None:
+        S, r, cc = fine.S, fine.r, fine.cc
     dev = S.device
     parent, inv = unique_coords(cc >> 1, return_inverse=True)
+    C1 = len(parent)
     R1 = coarse_transform(1).to(dev, torch.float32)
-    Sp = torch.zeros(len(parent) + 1, 27, 27, dtype=torch.float32, device=dev)
-    rp = torch.zeros(len(parent) + 1, 27, dtype=torch.float32, device=dev)
+    Sp = torch.zeros(C1 + 1, 27, 27, dtype=torch.float32, device=dev)
+    rp = torch.zeros(C1 + 1, 27, dtype=torch.float32, device=dev)
     par = cc & 1
     cls = par[:, 0] * 4 + par[:, 1] * 2 + par[:, 2]
+    if fine is not None:
+        J = fine.weights.shape[1]
+        wp = torch.zeros(C1, 8, J, dtype=torch.float32, device=dev)  # parent weights per child parity and kind
+        pk = []
     for k in range(8):
         K = _kron3(R1[k >> 2][None], R1[(k >> 1) & 1][None], R1[k & 1][None])[0]  # (27, 27)
         members = torch.nonzero(cls == k).squeeze(1)
         for i in range(0, len(members), cell_batch):
             idx = members[i:i + cell_batch]
-            Y = (S[idx].reshape(-1, 27) @ K.T).reshape(-1, 27, 27)
-            Sp.index_add_(0, inv[idx], torch.matmul(K, Y))
             rp.index_add_(0, inv[idx], r[idx] @ K.T)
+            if fine is not None:
+                wp[:, k].index_add_(0, inv[idx], fine.weights[idx])
+                idx = idx[fine.point_row[idx] < len(S) - 1]  # the point-term matrices: cells with points only
+                if len(idx) == 0:
+                    continue
+                Sidx, target = S[fine.point_row[idx]], inv[idx]
+            else:
+                Sidx, target = S[idx], inv[idx]
+            Y = (Sidx.reshape(-1, 27) @ K.T).reshape(-1, 27, 27)
+            Sp.index_add_(0, target, torch.matmul(K, Y))
+        if fine is not None:
+            pk.append(K @ fine.patterns @ K.T)  # (J, 27, 27)
+    if fine is not None:  # normal targets of the children, expanded with their patterns in the parent
+        G = torch.stack(pk).reshape(8 * J, 729)
+        for i in range(0, C1, cell_batch):
+            j = min(i + cell_batch, C1)
+            Sp[i:j] += (wp[i:j].reshape(j - i, 8 * J) @ G).view(-1, 27, 27)
     return Sp, rp, unpack_keys(parent)
 
 
@@ -444,8 +528,8 @@ def assemble(u: torch.Tensor, levels: list[VoxelLevel], constraints: list[Normal
     M = sum(len(c.index) for c in constraints)
     w_p = pos_weight / max(N, 1)
     w_n = normal_weight / max(M, 1)
-    keys, S, r = _cell_moments(u, w_p, constraints, levels, w_n)
-    cc = unpack_keys(keys)
+    fine = _fine_cells(u, w_p, constraints, levels, w_n)
+    S = r = cc = None
     sizes = [len(lv) for lv in levels]
     o125 = OFFSETS125.to(dev)
     g = gram_stencil().to(dev, torch.float32)
@@ -463,7 +547,7 @@ def assemble(u: torch.Tensor, levels: list[VoxelLevel], constraints: list[Normal
     rhs = []
     diag = []
     for d in range(depth):
-        T, rb = _same_level_table(S, r, cc, levels[d], cell_batch)
+        T, rb = _same_level_table(S, r, cc, levels[d], cell_batch, fine=fine if d == 0 else None)
         rhs.append(rb)
         coords = levels[d].coords
         for e in range(d, depth):
@@ -479,8 +563,9 @@ def assemble(u: torch.Tensor, levels: list[VoxelLevel], constraints: list[Normal
             del Te, cols
         del T
         if d + 1 < depth:  # move the moments to the parent cells
-            S, r, cc = _to_parents(S, r, cc, cell_batch)
-    del S, r, nbr
+            S, r, cc = _to_parents(S, r, cc, cell_batch, fine=fine if d == 0 else None)
+            fine = None
+    del S, r, nbr, fine
     return _compress(blocks, rhs, torch.cat(diag), sizes)
 
 
