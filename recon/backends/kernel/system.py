@@ -504,13 +504,15 @@ def assemble(u: torch.Tensor, levels: list[VoxelLevel], constraints: list[Normal
              pos_weight: float, normal_weight: float, reg_weight: float, cell_batch: int = 65536) -> LinearSystem:
     """Assemble the normal equations with the cell-moment method.
 
-    Per level d: the cells' 27x27 moment matrices are scattered into the same-level block
-    in stencil layout (all 125 neighbour columns, present or not: the "virtual" columns);
-    the blocks with coarser columns e > d follow from it by the exact two-scale relation of
-    the B-splines (:func:`_coarsen_table`, one (V_d, 125) x (125, 125) product per level
-    pair) instead of per-cell basis changes; then the moments move to the parent cells.
-    The regulariser is added to the same-level blocks afterwards. Each block becomes CSR
-    directly from its table (columns of a row are already sorted).
+    Per level d: the same-level block is gathered from the cells' 27x27 matrices in stencil
+    layout (all 125 neighbour columns, present or not: the "virtual" columns;
+    :func:`_same_level_table`; on the finest level from :class:`_FineCells`, point-term matrices
+    plus normal-target weights); the blocks with coarser columns e > d follow from it by the
+    exact two-scale relation of the B-splines (:func:`_coarsen_table`, one (V_d, 125) x
+    (125, 125) product per level pair) instead of per-cell basis changes; then the cell
+    matrices move to the parent cells (:func:`_to_parents`). The regulariser is added to the
+    same-level blocks. Each block becomes CSR directly from its table (columns of a row are
+    already sorted).
 
     Args:
         u: (N, 3) float32 points, finest-voxel units.
