@@ -121,6 +121,11 @@ def gvkf_case(name: str, steps: int | None, threads: int | None, image: str, mes
             "history": s.history[-1:] if s.history else []}
 
 
+def gvkf_budget(args: argparse.Namespace) -> float | None:
+    """GVKF's training budget in seconds (``--gvkf-share`` of VolSDF's), or None for steps only."""
+    return args.gvkf_share * 60.0 * args.volsdf_minutes or None
+
+
 def write_markdown(out: Path, rows: list[dict], args: argparse.Namespace) -> None:
     info = machine_info()
     src = "the last bench_multiview.py run (cached; same scenes and metrics)" if args.volsdf_cached else \
@@ -136,7 +141,7 @@ def write_markdown(out: Path, rows: list[dict], args: argparse.Namespace) -> Non
         f"VolSDF numbers from {src}. GVKF: default config (`recon.backends.gvkf.config`), "
         f"at most {'steps ' + str(args.steps) if args.steps else 'its default steps'}"
         + (f" and at most {args.gvkf_share:g} x VolSDF's training budget "
-           f"({args.gvkf_share * 60 * args.volsdf_minutes:.0f} s), whichever ends first" if args.gvkf_share else "")
+           f"({gvkf_budget(args):.0f} s), whichever ends first" if gvkf_budget(args) else "")
         + ", initialised from the masks' visual "
         "hull (the render folders also carry COLMAP points3D sampled on the true surface; they are not used, "
         "so both backends see images, masks and cameras only). GVKF wall = training + mesh extraction; VolSDF "
@@ -223,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         row["gvkf"] = run_isolated(gvkf_case, {
             "name": name, "steps": args.steps, "threads": args.threads, "image": str(IMAGES / f"gvkf_{name}.png"),
             "mesh_out": str(MV_CACHE / f"{name}_gvkf.ply"), "gaussians_out": str(MV_CACHE / f"{name}_gaussians.npz"),
-            "time_budget": args.gvkf_share * 60.0 * args.volsdf_minutes or None, "volsdf_mesh": str(vol_mesh)},
+            "time_budget": gvkf_budget(args), "volsdf_mesh": str(vol_mesh)},
             timeout=3600)
         g, v = row["gvkf"], row["volsdf"]
         if g.get("error"):
