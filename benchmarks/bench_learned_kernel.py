@@ -92,13 +92,19 @@ def plot_history(weights: Path, image: Path) -> str:
     import csv
 
     rows = list(csv.DictReader(hist.open()))
-    keys = ["loss", "value", "normal", "tsdf", "udf", "structure"]
+    keys = [k for k in ("loss", "value", "normal", "tsdf", "udf", "structure", "normal_direct") if k in rows[0]]
     step = np.array([int(r["step"]) for r in rows])
-    vals = {k: np.array([float(r[k]) for r in rows]) for k in keys}
+    stage = np.array([int(r.get("stage") or 2) for r in rows])
+    vals = {k: np.array([float(r[k]) if r[k] not in ("", None) else np.nan for r in rows]) for k in keys}
 
     def smooth(v: np.ndarray, w: int = 20) -> np.ndarray:
-        c = np.cumsum(np.insert(v, 0, 0.0))
-        return np.array([(c[i + 1] - c[max(0, i + 1 - w)]) / (i + 1 - max(0, i + 1 - w)) for i in range(len(v))])
+        """Trailing mean over the last ``w`` finite entries' window (NaN where the loss is not computed)."""
+        ok = np.isfinite(v)
+        c = np.cumsum(np.insert(np.where(ok, v, 0.0), 0, 0.0))
+        n = np.cumsum(np.insert(ok.astype(float), 0, 0.0))
+        lo = np.maximum(0, np.arange(len(v)) + 1 - w)
+        cnt = n[1:] - n[lo]
+        return np.where(ok & (cnt > 0), (c[1:] - c[lo]) / np.maximum(cnt, 1), np.nan)
 
     try:
         import matplotlib
@@ -106,13 +112,17 @@ def plot_history(weights: Path, image: Path) -> str:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, axes = plt.subplots(2, 3, figsize=(12, 6))
+        fig, axes = plt.subplots(2, (len(keys) + 1) // 2, figsize=(4 * ((len(keys) + 1) // 2), 6))
         for ax, k in zip(axes.ravel(), keys):
             ax.plot(step, vals[k], lw=0.5, alpha=0.4)
             ax.plot(step, smooth(vals[k]), lw=1.5)
+            if (stage == 1).any() and (stage == 2).any():
+                ax.axvline(step[stage == 2][0], color="k", lw=0.8, ls="--")
             ax.set_title(k)
-            ax.set_xlabel("step")
+            ax.set_xlabel("step (dashed: stage 2 starts)" if (stage == 1).any() else "step")
             ax.set_yscale("log")
+        for ax in axes.ravel()[len(keys):]:
+            ax.axis("off")
         fig.tight_layout()
         image.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(image, dpi=80)
@@ -120,10 +130,13 @@ def plot_history(weights: Path, image: Path) -> str:
         pic = f"![loss curves](images/{image.name})\n\n"
     except ImportError:
         pic = ""
-    chunks = np.array_split(np.arange(len(step)), min(8, len(step)))
-    body = [[f"{step[c[0]]}-{step[c[-1]]}"] + [f"{vals[k][c].mean():.4f}" for k in keys] for c in chunks if len(c)]
+    chunks = [c for st in (1, 2) for c in np.array_split(np.nonzero(stage == st)[0], min(8, int((stage == st).sum())))
+              if (stage == st).any() and len(c)]
+    body = [[f"{step[c[0]]}-{step[c[-1]]}", str(stage[c[0]])] +
+            [f"{np.nanmean(vals[k][c]):.4f}" if np.isfinite(vals[k][c]).any() else "" for k in keys] for c in chunks]
     return (pic + "Mean losses per block of steps (noisy: every step draws a new shape, size, noise and normal "
-            "mode):\n\n" + markdown_table(["steps"] + keys, body))
+            "mode; stage 1 trains without the solve, so the field terms are blank there; the total is each "
+            "stage's own weighted sum):\n\n" + markdown_table(["steps", "stage"] + keys, body))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -274,7 +287,9 @@ def render(rows: list[dict], args, meta: dict, seen: set, seconds: float) -> str
     if meta:
         fl = meta.get("final_losses_mean_last_50", {})
         n_proc = sum(1 for s in meta.get("shapes", []) if s.startswith("proc"))
-        out += [f"- Command: `{meta.get('command')}`; seed {meta.get('seed')}; {meta.get('steps')} steps in "
+        p1 = meta.get("pretrain_steps", 0)
+        stages = (f" ({p1} in stage 1 without the solve, {meta.get('steps', 0) - p1} through the solve)" if p1 else "")
+        out += [f"- Command: `{meta.get('command')}`; seed {meta.get('seed')}; {meta.get('steps')} steps{stages} in "
                 f"{meta.get('train_minutes')} min of training (shape building {meta.get('data_minutes')} min; 0 = read from "
                 "the shape cache), "
                 f"device {meta.get('device')}, torch {meta.get('torch')}.",

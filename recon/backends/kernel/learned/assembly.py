@@ -2,13 +2,14 @@
 
 Energy (finest-voxel units, unknowns ordered level by level)::
 
-    E(alpha) = sum_i w_i f(x_i)^2 + w_n sum_j |grad f(c_j) - n_j|^2 + lam alpha^T K alpha
+    E(alpha) = sum_i w_i f(x_i)^2 + w_n sum_j c_j |grad f(c_j) - n_j|^2 + lam alpha^T K alpha
 
 with ``f(x) = sum_d sum_v alpha_v K_d(x, v)``, ``w_i = pos_weight * m_i / sum(m)`` (m_i the
-multiplicity of point i, 1 unless points were merged), ``w_n = normal_weight / M`` and
-``K_vv' = B(v - v') <F_v, F_v'>`` within a level. Normal equations ``A alpha = b``::
+multiplicity of point i, 1 unless points were merged), ``w_n = normal_weight / M``, per-target
+confidences ``c_j`` in (0, 1] (the training-free kernel's :func:`~recon.backends.kernel.splat.normal_confidence`,
+default 1) and ``K_vv' = B(v - v') <F_v, F_v'>`` within a level. Normal equations ``A alpha = b``::
 
-    A = G^T W G + w_n Q^T Q + lam K,   b = w_n Q^T n
+    A = G^T W G + w_n Q^T C Q + lam K,   b = w_n Q^T C n
 
 G (N x V), Q (3M x V) and K (V x V) are :class:`StencilMatrix` objects: a sparse matrix in
 COO form with a fixed number of entries per row (27 per level), stored as (R, J) column
@@ -102,6 +103,7 @@ class FitSystem:
         G, Q, K: stencil matrices; point_w: (N,) point weights w_i; w_n, lam: scalars.
         rhs: (V,) b.
         offsets: (L + 1,) level boundaries of the unknowns.
+        normal_conf: (M,) per-target confidences c_j, or None for all 1.
     """
 
     G: StencilMatrix
@@ -112,6 +114,7 @@ class FitSystem:
     lam: float
     rhs: torch.Tensor
     offsets: list[int]
+    normal_conf: torch.Tensor | None = None
 
     @property
     def n(self) -> int:
@@ -120,19 +123,25 @@ class FitSystem:
     def matvec(self, x: torch.Tensor) -> torch.Tensor:
         """A x, (V,) -> (V,)."""
         y = self.G.rmatvec(self.point_w * self.G.matvec(x))
-        y = y + self.w_n * self.Q.rmatvec(self.Q.matvec(x))
+        qx = self.Q.matvec(x)
+        if self.normal_conf is not None:
+            qx = qx * self.normal_conf[:, None]
+        y = y + self.w_n * self.Q.rmatvec(qx)
         return y + self.lam * self.K.matvec(x)
 
     def diagonal(self) -> torch.Tensor:
         """(V,) diag(A) (for the Jacobi preconditioner)."""
-        d = self.G.column_sq_sums(self.point_w) + self.w_n * self.Q.column_sq_sums()
+        conf = 1.0 if self.normal_conf is None else self.normal_conf
+        d = self.G.column_sq_sums(self.point_w) + self.w_n * self.Q.column_sq_sums(conf)
         kd = self.K.vals[:, 13] if self.K.vals.shape[1] == 27 else self.K.to_dense().diagonal()
         return d + self.lam * kd
 
     def to_dense(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(A (V, V), b (V,)) dense, for tests."""
         G, Q, K = self.G.to_dense(), self.Q.to_dense(), self.K.to_dense()
-        return G.T @ (self.point_w[:, None] * G) + self.w_n * Q.T @ Q + self.lam * K, self.rhs
+        c = torch.ones(len(Q) // 3, dtype=Q.dtype) if self.normal_conf is None else self.normal_conf.to(Q.dtype)
+        cq = c.repeat_interleave(3)[:, None] * Q  # rows (j, axis)
+        return G.T @ (self.point_w[:, None] * G) + self.w_n * Q.T @ cq + self.lam * K, self.rhs
 
 
 def _offsets(levels: list[VoxelLevel]) -> list[int]:
@@ -183,7 +192,7 @@ def constraint_centres(levels: list[VoxelLevel], level: int, index: torch.Tensor
 def build_system(u: torch.Tensor, levels: list[VoxelLevel], feats: list[torch.Tensor | None],
                  psis: list[PsiMLP | None], centres: torch.Tensor, normals: torch.Tensor, *,
                  pos_weight: float, normal_weight: float, reg_weight: float,
-                 multiplicity: torch.Tensor | None = None) -> FitSystem:
+                 multiplicity: torch.Tensor | None = None, normal_conf: torch.Tensor | None = None) -> FitSystem:
     """Assemble the learned gradient-fitting system.
 
     Args:
@@ -195,6 +204,7 @@ def build_system(u: torch.Tensor, levels: list[VoxelLevel], feats: list[torch.Te
         normals: (M, 3) target gradients (outward unit normals), differentiable.
         pos_weight, normal_weight, reg_weight: NKSR weights (1e4, 1e4, 1).
         multiplicity: (N,) counts of merged points (default ones).
+        normal_conf: (M,) per-target confidences in (0, 1] (default ones; not differentiated).
 
     Returns:
         The :class:`FitSystem`, differentiable w.r.t. feats, psi parameters and normals.
@@ -207,14 +217,17 @@ def build_system(u: torch.Tensor, levels: list[VoxelLevel], feats: list[torch.Te
     m = torch.ones(len(u), dtype=u.dtype, device=u.device) if multiplicity is None else multiplicity.to(u.dtype)
     point_w = pos_weight * m / m.sum().clamp_min(1.0)
     w_n = normal_weight / max(M, 1)
-    rhs = w_n * Q.rmatvec(normals.to(u.dtype))
+    conf = None if normal_conf is None else normal_conf.detach().to(u.dtype)
+    target = normals.to(u.dtype) if conf is None else normals.to(u.dtype) * conf[:, None]
+    rhs = w_n * Q.rmatvec(target)
     return FitSystem(StencilMatrix(gc, gv, off[-1]), Q, gram_matrix(levels, feats, u.dtype), point_w, w_n,
-                     reg_weight, rhs, off)
+                     reg_weight, rhs, off, conf)
 
 
 def dense_reference(u: torch.Tensor, levels: list[VoxelLevel], feats: list[torch.Tensor | None],
                     psis: list[PsiMLP | None], centres: torch.Tensor, normals: torch.Tensor, *,
-                    pos_weight: float, normal_weight: float, reg_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+                    pos_weight: float, normal_weight: float, reg_weight: float,
+                    normal_conf: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Slow dense reference of :func:`build_system` (use float64): every kernel at every point.
 
     K(x, v) = B((x/s - c_v - 1/2)) <psi(z(x)), F_v> with z = sum over all voxels of B F / 8, and
@@ -258,6 +271,8 @@ def dense_reference(u: torch.Tensor, levels: list[VoxelLevel], feats: list[torch
         Kmat[o:o + len(lv), o:o + len(lv)] = Bv * fac
         o += len(lv)
     N, M = len(u), len(centres)
-    A = pos_weight / N * G.T @ G + normal_weight / max(M, 1) * Q.T @ Q + reg_weight * Kmat
-    b = normal_weight / max(M, 1) * Q.T @ normals.reshape(-1).to(u.dtype)
+    c = torch.ones(M, dtype=u.dtype) if normal_conf is None else normal_conf.to(u.dtype)
+    C = torch.diag(c.repeat_interleave(3))
+    A = pos_weight / N * G.T @ G + normal_weight / max(M, 1) * Q.T @ C @ Q + reg_weight * Kmat
+    b = normal_weight / max(M, 1) * Q.T @ C @ normals.reshape(-1).to(u.dtype)
     return A, b

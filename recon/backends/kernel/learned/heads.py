@@ -106,9 +106,11 @@ class LevelHeads(nn.Module):
         psi_hidden: hidden width of psi.
         normals: whether this level carries a normal head.
         udf_dim: UDF feature channels.
+        normal_hidden: hidden width of the normal head (0 = one linear layer).
     """
 
-    def __init__(self, channels: int, kernel_dim: int, psi_hidden: int, normals: bool, udf_dim: int):
+    def __init__(self, channels: int, kernel_dim: int, psi_hidden: int, normals: bool, udf_dim: int,
+                 normal_hidden: int = 0):
         super().__init__()
         self.kernel_dim = kernel_dim
         if kernel_dim > 0:
@@ -116,10 +118,13 @@ class LevelHeads(nn.Module):
             nn.init.zeros_(self.feat[-1].weight)
             nn.init.zeros_(self.feat[-1].bias)
             self.psi = PsiMLP(kernel_dim, psi_hidden)
-        self.normal = nn.Linear(channels, 3) if normals else None
-        if self.normal is not None:
-            nn.init.zeros_(self.normal.weight)
-            nn.init.zeros_(self.normal.bias)
+        self.normal: nn.Module | None = None
+        if normals:  # residual on the splatted input normals; the last layer starts at zero
+            last = nn.Linear(normal_hidden or channels, 3)
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+            self.normal = last if not normal_hidden else \
+                nn.Sequential(nn.Linear(channels, normal_hidden), nn.ReLU(), last)
         self.udf = nn.Linear(channels, udf_dim)
 
     def kernel_features(self, h: torch.Tensor) -> torch.Tensor | None:

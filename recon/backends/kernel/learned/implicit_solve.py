@@ -87,11 +87,13 @@ class SolveSpec:
     max_iter: int
     last: dict
     precond: Callable | None = None
+    normal_conf: torch.Tensor | None = None
 
     def build(self, g_vals, q_vals, k_vals, rhs) -> FitSystem:
         n = self.offsets[-1]
         return FitSystem(StencilMatrix(self.g_cols, g_vals, n), StencilMatrix(self.q_cols, q_vals, n),
-                         StencilMatrix(self.k_cols, k_vals, n), self.point_w, self.w_n, self.lam, rhs, self.offsets)
+                         StencilMatrix(self.k_cols, k_vals, n), self.point_w, self.w_n, self.lam, rhs, self.offsets,
+                         self.normal_conf)
 
 
 def _solve(spec: SolveSpec, system: FitSystem, b: torch.Tensor, what: str) -> torch.Tensor:
@@ -138,7 +140,7 @@ def implicit_solve(system: FitSystem, tol: float = 1e-5, max_iter: int = 1000,
     """
     last: dict = {}
     spec = SolveSpec(system.G.cols, system.Q.cols, system.K.cols, system.point_w, system.w_n, system.lam,
-                     system.offsets, tol, max_iter, last, precond)
+                     system.offsets, tol, max_iter, last, precond, system.normal_conf)
     x = _ImplicitSolve.apply(spec, system.G.vals, system.Q.vals, system.K.vals, system.rhs)
     return x, last
 

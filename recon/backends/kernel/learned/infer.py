@@ -67,8 +67,9 @@ def reconstruct_learned(config: Any, points: Any, normals: Any = None, sensor: A
     lo, hi = p.min(0), p.max(0)
     offset = 0.5 * (lo + hi)
     pt = torch.from_numpy((p - offset).astype(np.float32)).to(device)
+    res = model.spec.min_resolution if model.spec.min_resolution is not None else config.min_resolution
     h = config.voxel_size if config.voxel_size is not None else \
-        voxel_size_from_detail(pt, config.detail, min_resolution=config.min_resolution)
+        voxel_size_from_detail(pt, config.detail, min_resolution=res)
     if not np.isfinite(h) or h <= 0 or float(np.max(hi - lo)) <= 0:
         raise InputError("all points coincide: nothing to reconstruct")
     check_memory(pt, h, model.spec.depth, config.max_voxels)

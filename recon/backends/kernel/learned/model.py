@@ -25,6 +25,7 @@ from recon.backends.kernel.learned.heads import LevelHeads, UDFDecoder
 from recon.backends.kernel.learned.implicit_solve import implicit_solve, training_free_preconditioner
 from recon.backends.kernel.learned.kernel import evaluate_field
 from recon.backends.kernel.learned.unet import DecoderLevel, SparseUNet
+from recon.backends.kernel.splat import normal_confidence
 from recon.backends.kernel.svh import CORNERS8, VoxelLevel
 
 MODEL_FORMAT = "recon.learned-kernel.v1"
@@ -49,6 +50,12 @@ class ModelSpec:
     adaptive_depth: int = 2  # normal constraints at the voxel centres of levels < adaptive_depth
     udf_dim: int = 8  # UDF feature channels per level
     normal_min_norm: float = 0.3  # drop normal constraints whose predicted vector is shorter
+    normal_hidden: int = 0  # hidden width of the normal heads (0 = linear)
+    # Voxel rule the network was trained with: at least this many finest voxels along sqrt(surface
+    # area) (scale.voxel_size_from_detail). Inference uses it in place of KernelConfig.min_resolution
+    # (unless voxel_size is set), so a sparse cloud gets the voxels the heads were trained on.
+    # None: KernelConfig.min_resolution.
+    min_resolution: float | None = None
 
     def __post_init__(self) -> None:
         self.channels = tuple(int(c) for c in self.channels)
@@ -68,10 +75,15 @@ class Prediction:
     normals: torch.Tensor  # (M, 3) unit target gradients
     udf_feats: list[torch.Tensor]
     constraint_index: list = field(default_factory=list)  # per level < adaptive_depth: (M_d,) voxel indices
+    raw_normals: list = field(default_factory=list)  # per level < adaptive_depth: (V_d, 3) unnormalised head output
+    normal_conf: torch.Tensor | None = None  # (M,) confidences of the targets (splatted input mass, capped at 1)
 
 
-def splat_mean(u: torch.Tensor, normals: torch.Tensor, level: VoxelLevel) -> torch.Tensor:
-    """(V, 3) trilinear-weighted mean of point normals on the level's voxel centres (0 where none)."""
+def splat_mean(u: torch.Tensor, normals: torch.Tensor, level: VoxelLevel, with_mass: bool = False):
+    """(V, 3) trilinear-weighted mean of point normals on the level's voxel centres (0 where none).
+
+    With ``with_mass`` also the (V,) splatted mass (sum of the points' trilinear weights).
+    """
     s = float(2**level.level)
     g = u / s - 0.5
     lo = torch.floor(g)
@@ -83,7 +95,8 @@ def splat_mean(u: torch.Tensor, normals: torch.Tensor, level: VoxelLevel) -> tor
     nrm = normals[:, None, :].expand(-1, 8, -1)[ok]
     acc = u.new_zeros(len(level), 3).index_add_(0, idx[ok], nrm * wc[ok][:, None])
     ws = u.new_zeros(len(level)).index_add_(0, idx[ok], wc[ok])
-    return acc / ws.clamp_min(1e-12)[:, None]
+    mean = acc / ws.clamp_min(1e-12)[:, None]
+    return (mean, ws) if with_mass else mean
 
 
 class LearnedKernelModel(nn.Module):
@@ -96,7 +109,7 @@ class LearnedKernelModel(nn.Module):
         self.encoder = PointEncoder(s.encoder_hidden, s.channels[0])
         self.unet = SparseUNet(s.channels, s.channels[0], s.groups)
         self.heads = nn.ModuleList([LevelHeads(s.channels[d], s.kernel_dim, s.psi_hidden, d < s.adaptive_depth,
-                                               s.udf_dim) for d in range(s.depth)])
+                                               s.udf_dim, s.normal_hidden) for d in range(s.depth)])
         self.udf = UDFDecoder(s.depth, s.udf_dim)
         self.meta: dict = {}
 
@@ -118,17 +131,22 @@ class LearnedKernelModel(nn.Module):
         levels = [dl.grid for dl in dec]
         feats = [self.heads[d].kernel_features(dec[d].features) for d in range(s.depth)]
         psis = [h.psi if s.kernel_dim > 0 else None for h in self.heads]
-        cen, nrm, cidx = [], [], []
+        cen, nrm, cidx, raw, conf = [], [], [], [], []
         for d in range(min(s.adaptive_depth, s.depth)):
-            base = splat_mean(u, normals.to(u.dtype), levels[d])
+            base, mass = splat_mean(u, normals.to(u.dtype), levels[d], with_mass=True)
             n_hat = base + self.heads[d].normal(dec[d].features)
+            raw.append(n_hat)
             length = n_hat.norm(dim=1)
-            keep = length >= s.normal_min_norm
+            # as the training-free kernel (splat.splat_normals / normal_confidence): targets need input
+            # points nearby and weigh min(mass, 1); the head refines them
+            keep = (length >= s.normal_min_norm) & (mass > 1e-6)
             cidx.append(torch.nonzero(keep).squeeze(1))
+            conf.append(normal_confidence(mass[keep].detach()))
             cen.append(constraint_centres(levels, d, cidx[-1], u.dtype))
             nrm.append(n_hat[keep] / length[keep, None])
         udf_feats = [self.heads[d].udf(dec[d].features) for d in range(s.depth)]
-        return Prediction(levels, dec, feats, psis, torch.cat(cen), torch.cat(nrm), udf_feats, cidx)
+        return Prediction(levels, dec, feats, psis, torch.cat(cen), torch.cat(nrm), udf_feats, cidx, raw,
+                          torch.cat(conf))
 
     def solve(self, pred: Prediction, u: torch.Tensor, *, pos_weight: float = 1e4, normal_weight: float = 1e4,
               reg_weight: float = TRAINED_REG_WEIGHT, tol: float = 1e-5, max_iter: int = 1000,
@@ -140,14 +158,15 @@ class LearnedKernelModel(nn.Module):
         """
         system = build_system(u, pred.levels, pred.feats, pred.psis, pred.centres, pred.normals,
                               pos_weight=pos_weight, normal_weight=normal_weight, reg_weight=reg_weight,
-                              multiplicity=multiplicity)
+                              multiplicity=multiplicity, normal_conf=pred.normal_conf)
         pre = None
         if multilevel:  # (merged points: the preconditioner ignores their counts; it only needs to be close)
             from recon.backends.kernel.system import NormalConstraints
 
-            cons = [NormalConstraints(d, i, n) for d, (i, n) in
-                    enumerate(zip(pred.constraint_index, torch.split(pred.normals.detach(),
-                                                                       [len(i) for i in pred.constraint_index])))]
+            sizes = [len(i) for i in pred.constraint_index]
+            confs = torch.split(pred.normal_conf, sizes) if pred.normal_conf is not None else [None] * len(sizes)
+            cons = [NormalConstraints(d, i, n, c) for d, (i, n, c) in
+                    enumerate(zip(pred.constraint_index, torch.split(pred.normals.detach(), sizes), confs))]
             pre = training_free_preconditioner(u, pred.levels, cons, pos_weight=pos_weight,
                                                normal_weight=normal_weight, reg_weight=reg_weight)
         x, info = implicit_solve(system, tol=tol, max_iter=max_iter, precond=pre)

@@ -5,10 +5,14 @@ Usage::
     recon train kernel --config configs/kernel-train.yaml [--resume] [--steps N] [--out DIR]
     python -m recon.backends.kernel.learned.train --config configs/kernel-train.yaml [--resume]
 
-One step: draw a shape and an input cloud (:mod:`.data`), predict the voxel structure
-(teacher-forced with the ground-truth grids), kernel features and normals, solve the
-gradient-fitting system (:mod:`.implicit_solve`, adjoint backward), evaluate the section-2
-losses (:mod:`.losses`), AdamW step. A checkpoint (model, optimiser, RNG states, step, loss
+Two stages. Stage 1 (``train.pretrain_steps``, no solve, ~1 s a step): the losses that need no
+solve (direct normal, UDF, structure; :func:`.losses.compute_pretrain_losses`) train the encoder,
+U-Net, normal, UDF and structure heads. Stage 2 (``train.steps``): draw a shape and an input
+cloud (:mod:`.data`), predict the voxel structure (teacher-forced with the ground-truth grids),
+kernel features and normals, solve the gradient-fitting system (:mod:`.implicit_solve`, adjoint
+backward), evaluate the section-2 losses (:mod:`.losses`), AdamW step. The finest voxel of a
+sample follows the inference rule (``data.voxel_size: null``: ``scale.voxel_size_from_detail``
+with ``data.detail`` and ``model.min_resolution``) or is fixed. A checkpoint (model, optimiser, RNG states, step, loss
 history) is written every ``train.checkpoint_every`` steps, on Ctrl-C and on SIGTERM; with
 ``resume`` training continues from it. The final weights carry the command, config, data,
 steps, timings and losses in ``meta`` and in a JSON file next to them.
@@ -38,6 +42,7 @@ from recon.config import from_dict, load_yaml, to_dict
 from recon.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[4]
+LOSS_KEYS = ("value", "normal", "tsdf", "udf", "structure", "normal_direct")
 
 
 @dataclass
@@ -49,13 +54,17 @@ class DataConfig:
     n_max: int = 50_000
     sigmas: list[float] = field(default_factory=lambda: [0.0, 0.005, 0.025])  # noise std, unit-side units
     normal_prob: float = 0.5  # chance that the true normals are given (else PCA + MST estimates)
-    voxel_size: float = 0.015625  # finest voxel (1/64 of the unit side)
+    voxel_size: float | None = 0.015625  # finest voxel (1/64 of the unit side); None: the inference rule
+    detail: float = 0.6  # detail of the inference rule (voxel_size None)
     gt_grid_points: int = 40_000  # dense points used to build the ground-truth voxel grids
 
 
 @dataclass
 class OptimConfig:
-    steps: int = 2000
+    steps: int = 2000  # stage 2 (through the solve)
+    pretrain_steps: int = 0  # stage 1 (no solve)
+    pretrain_lr: float = 2e-3  # cosine to lr over stage 1
+    pretrain_minutes: float = 0.0  # stage-1 wall-clock budget (0 = no limit; max_minutes bounds the run)
     lr: float = 5e-4  # AdamW (amsgrad)
     lr_min: float = 5e-5  # cosine floor
     weight_decay: float = 0.0
@@ -101,18 +110,51 @@ def _abs(p: str) -> Path:
     return q if q.is_absolute() else REPO / q
 
 
-def train_step(model: LearnedKernelModel, sample: D.Sample, cfg: TrainConfig, rng: np.random.Generator,
-               device: torch.device) -> tuple[torch.Tensor, dict]:
-    """Forward one sample through network, solve and losses; returns (loss, info)."""
-    from scipy.spatial import cKDTree
+def sample_voxel_size(points: np.ndarray, cfg: TrainConfig) -> float:
+    """Finest voxel (unit-side units) of a training cloud: fixed, or the inference rule of the learned path."""
+    if cfg.data.voxel_size is not None:
+        return float(cfg.data.voxel_size)
+    from recon.backends.kernel.config import KernelConfig
+    from recon.backends.kernel.scale import voxel_size_from_detail
 
-    h = cfg.data.voxel_size
+    res = cfg.model.min_resolution if cfg.model.min_resolution is not None else KernelConfig.min_resolution
+    p = torch.from_numpy(np.asarray(points, np.float32))
+    return float(voxel_size_from_detail(p - p.mean(0), cfg.data.detail, min_resolution=res))
+
+
+def _predict(model: LearnedKernelModel, sample: D.Sample, cfg: TrainConfig, device: torch.device):
+    """(prediction, u, gt_u, h) of one sample with teacher-forced structure."""
+    h = sample_voxel_size(sample.points, cfg)
     u = torch.from_numpy(sample.points / h).to(device, torch.float32)
     nrm = torch.from_numpy(sample.normals).to(device, torch.float32)
     gt_u = (sample.gt_points / h).astype(np.float64)
     sub = gt_u[:cfg.data.gt_grid_points]
     gt_grids = encoder_grids(torch.from_numpy(sub.astype(np.float32)).to(device), cfg.model.depth)
-    pred = model.predict(u, nrm, sample.has_normals, gt_grids=gt_grids)
+    return model.predict(u, nrm, sample.has_normals, gt_grids=gt_grids), u, gt_u, h
+
+
+def pretrain_step(model: LearnedKernelModel, sample: D.Sample, cfg: TrainConfig, rng: np.random.Generator,
+                  device: torch.device) -> tuple[torch.Tensor, dict]:
+    """Stage 1: network and the losses that need no solve (direct normal, UDF, structure)."""
+    from scipy.spatial import cKDTree
+
+    from recon.backends.kernel.learned.losses import compute_pretrain_losses
+
+    pred, u, gt_u, h = _predict(model, sample, cfg, device)
+    loss, parts = compute_pretrain_losses(model, pred, gt_u, sample.gt_normals.astype(np.float64), cKDTree(gt_u), h,
+                                          cfg.loss, cfg.samples, rng, cfg.data.gt_grid_points)
+    parts["unknowns"] = int(sum(len(lv) for lv in pred.levels))
+    parts["cg_iters"] = 0
+    parts["_solver"] = {}
+    return loss, parts
+
+
+def train_step(model: LearnedKernelModel, sample: D.Sample, cfg: TrainConfig, rng: np.random.Generator,
+               device: torch.device) -> tuple[torch.Tensor, dict]:
+    """Forward one sample through network, solve and losses; returns (loss, info)."""
+    from scipy.spatial import cKDTree
+
+    pred, u, gt_u, h = _predict(model, sample, cfg, device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         alphas, info = model.solve(pred, u, tol=cfg.train.solver_tol, max_iter=cfg.train.solver_max_iter)
@@ -131,7 +173,7 @@ def _same_run(a: dict | None, b: dict) -> bool:
 
     def strip(c: dict) -> dict:
         c = json.loads(json.dumps(c))
-        for key in ("steps", "max_minutes", "checkpoint_every", "threads"):
+        for key in ("steps", "max_minutes", "checkpoint_every", "threads", "pretrain_minutes"):
             c.get("train", {}).pop(key, None)
         c.pop("output", None)
         return c
@@ -189,12 +231,18 @@ def _train(config: str | os.PathLike | dict | TrainConfig | None = None, resume:
     log(f"{len(shapes)} shapes ready in {t_data:.0f} s; device {device}")
     opt = torch.optim.AdamW(model.parameters(), lr=oc.lr, weight_decay=oc.weight_decay, amsgrad=True)
 
+    def cosine(hi: float, lo: float, i: int, n: int) -> float:
+        return lo + 0.5 * (hi - lo) * (1 + np.cos(np.pi * min(i, n) / max(n, 1)))
+
     def lr_at(step: int) -> float:
-        return oc.lr_min + 0.5 * (oc.lr - oc.lr_min) * (1 + np.cos(np.pi * min(step, oc.steps) / oc.steps))
+        if step < pretrain_end:
+            return cosine(oc.pretrain_lr, oc.lr, step, oc.pretrain_steps)
+        return cosine(oc.lr, oc.lr_min, step - pretrain_end, oc.steps)
 
     cfg_dict = to_dict(cfg)
     ckpt = cache / "checkpoint.pt"
     step, history, t_train, runs = 0, [], 0.0, []
+    pretrain_end = oc.pretrain_steps  # lowered when the stage-1 budget ends stage 1 early
     rng = np.random.default_rng(cfg.seed)
     if resume and ckpt.is_file():
         st = torch.load(ckpt, map_location="cpu", weights_only=False)
@@ -204,6 +252,7 @@ def _train(config: str | os.PathLike | dict | TrainConfig | None = None, resume:
             rng.bit_generator.state = st["rng"]
             torch.set_rng_state(st["torch_rng"])
             step, history, t_train, runs = st["step"], st["history"], st["t_train"], st.get("runs", [])
+            pretrain_end = st.get("pretrain_end", pretrain_end)
             log(f"resumed from {ckpt} at step {step}")
         else:
             log(f"checkpoint {ckpt} is from another config; starting fresh")
@@ -214,23 +263,27 @@ def _train(config: str | os.PathLike | dict | TrainConfig | None = None, resume:
         tmp = ckpt.with_suffix(".tmp")
         torch.save({"config": cfg_dict, "model": model.state_dict(), "opt": opt.state_dict(),
                     "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "step": step,
-                    "history": history, "t_train": t_train, "runs": runs}, tmp)
+                    "history": history, "t_train": t_train, "runs": runs, "pretrain_end": pretrain_end}, tmp)
         os.replace(tmp, ckpt)
 
     interrupted = False
     t0 = time.time() - t_train
     model.train()
     try:
-        while step < oc.steps:
+        while step < pretrain_end + oc.steps:
             if (time.time() - t0) / 60 > oc.max_minutes:
                 log(f"time budget of {oc.max_minutes} min reached at step {step}")
                 break
+            stage1 = step < pretrain_end
+            if stage1 and oc.pretrain_minutes > 0 and (time.time() - t0) / 60 > oc.pretrain_minutes:
+                log(f"stage-1 budget of {oc.pretrain_minutes} min reached at step {step}; starting stage 2")
+                pretrain_end, stage1 = step, False
             shape = shapes[rng.integers(len(shapes))]
             sample = D.draw_sample(shape, rng, cfg.data.n_min, cfg.data.n_max, cfg.data.sigmas, cfg.data.normal_prob)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step)
             ts = time.time()
-            loss, parts = train_step(model, sample, cfg, rng, device)
+            loss, parts = (pretrain_step if stage1 else train_step)(model, sample, cfg, rng, device)
             opt.zero_grad()
             loss.backward()
             gnorm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), oc.grad_clip))
@@ -239,14 +292,14 @@ def _train(config: str | os.PathLike | dict | TrainConfig | None = None, resume:
             step += 1
             t_train = time.time() - t0
             solver = parts.pop("_solver")
-            rec = {"step": step, "loss": float(loss.detach()), **parts, "grad_norm": gnorm,
+            rec = {"step": step, "stage": 1 if stage1 else 2, "loss": float(loss.detach()), **parts,
+                   "grad_norm": gnorm,
                    "adjoint_iters": solver["adjoint"].iterations if "adjoint" in solver else 0,
                    "n_points": len(sample.points), "sigma": sample.sigma, "normals": sample.has_normals,
                    "shape": sample.name, "seconds": round(time.time() - ts, 2), "minutes": round(t_train / 60, 2)}
             history.append(rec)
-            log(f"step {step}/{oc.steps} loss {rec['loss']:.3f} (value {parts['value']:.3f} "
-                f"normal {parts['normal']:.3f} "
-                f"tsdf {parts['tsdf']:.3f} udf {parts['udf']:.3f} struct {parts['structure']:.3f}) "
+            terms = " ".join(f"{k} {parts[k]:.3f}" for k in LOSS_KEYS if k in parts)
+            log(f"step {step}/{pretrain_end + oc.steps} [stage {rec['stage']}] loss {rec['loss']:.3f} ({terms}) "
                 f"N {rec['n_points']} sigma {sample.sigma} nrm {int(sample.has_normals)} V {parts['unknowns']} "
                 f"cg {parts['cg_iters']}/{rec['adjoint_iters']} {rec['seconds']}s [{t_train / 60:.1f} min]")
             if step % max(1, oc.checkpoint_every) == 0:
@@ -264,19 +317,19 @@ def _train(config: str | os.PathLike | dict | TrainConfig | None = None, resume:
     if out_dir is not None:
         out = _abs(out_dir) / out.name
     tail = history[-50:]
-    final = {k: float(np.mean([h[k] for h in tail])) for k in ("loss", "value", "normal", "tsdf", "udf", "structure")} \
-        if tail else {}
+    final = {k: float(np.mean([h[k] for h in tail if k in h])) for k in ("loss",) + LOSS_KEYS
+             if any(k in h for h in tail)}
     model.meta = {"command": command or f"recon train kernel --config {src or '<defaults>'}", "config": cfg_dict,
                   "seed": cfg.seed, "steps": step, "runs": runs, "train_minutes": round(t_train / 60, 2),
                   "data_minutes": round(t_data / 60, 2), "device": str(device), "torch": torch.__version__,
-                  "shapes": [s.name for s in shapes], "train_meshes": list(cfg.data.meshes),
+                  "pretrain_steps": pretrain_end, "shapes": [s.name for s in shapes], "train_meshes": list(cfg.data.meshes),
                   "final_losses_mean_last_50": final}
     model.save(out)
     record = dict(model.meta)
     out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
     hist = out.with_name(out.stem + "_history.csv")
-    keys = ["step", "loss", "value", "normal", "tsdf", "udf", "structure", "n_points", "sigma", "normals", "unknowns",
-            "cg_iters", "seconds", "minutes"]
+    keys = ["step", "stage", "loss", *LOSS_KEYS, "n_points", "sigma", "normals", "unknowns", "cg_iters", "seconds",
+            "minutes"]
     hist.write_text(",".join(keys) + "\n" + "".join(",".join(str(h.get(k, "")) for k in keys) + "\n" for h in history))
     log(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB), {hist.name}")
     return out

@@ -84,6 +84,36 @@ def test_kernel_dim0_matches_training_free_reference():
     assert torch.allclose(sys_.diagonal(), torch.diagonal(A), rtol=1e-12)
 
 
+def test_normal_confidences_match_the_training_free_weights_and_the_dense_reference():
+    """Per-target confidences c_j: the same system as the training-free kernel's weighted constraints
+    (kernel_dim 0), the dense reference with features, and matvec / diagonal of the dense A."""
+    u, levels, cons, centres, normals = _setup(torch.float64)
+    g = torch.Generator().manual_seed(3)
+    wcons = [NormalConstraints(c.level, c.index, c.normals, 0.05 + 0.95 * torch.rand(len(c.index), generator=g))
+             for c in cons]
+    conf = torch.cat([c.weights for c in wcons]).to(torch.float64)
+    sys0 = build_system(u, levels, [None, None], [None, None], centres, normals, pos_weight=1e4, normal_weight=1e4,
+                        reg_weight=1.0, normal_conf=conf)
+    A0, b0 = sys0.to_dense()
+    A_ref, b_ref = assemble_reference(u.numpy(), levels, wcons, pos_weight=1e4, normal_weight=1e4, reg_weight=1.0)
+    assert np.abs(A0.numpy() - A_ref).max() < 1e-10 * np.abs(A_ref).max()
+    assert np.abs(b0.numpy() - b_ref).max() < 1e-10 * np.abs(b_ref).max()
+    unweighted, _ = build_system(u, levels, [None, None], [None, None], centres, normals, pos_weight=1e4,
+                                 normal_weight=1e4, reg_weight=1.0).to_dense()
+    assert (A0 - unweighted).abs().max() > 1e-3 * A_ref.max()  # the confidences change the system
+    feats, psis = _learned(levels)
+    sys_ = build_system(u, levels, feats, psis, centres, normals, pos_weight=1e4, normal_weight=1e4, reg_weight=0.7,
+                        normal_conf=conf)
+    A, b = sys_.to_dense()
+    A_d, b_d = dense_reference(u, levels, feats, psis, centres, normals, pos_weight=1e4, normal_weight=1e4,
+                               reg_weight=0.7, normal_conf=conf)
+    assert (A - A_d).abs().max() < 1e-9 * A_d.abs().max()
+    assert (b - b_d).abs().max() < 1e-9 * b_d.abs().max()
+    x = torch.randn(len(A), generator=g, dtype=torch.float64)
+    assert torch.allclose(sys_.matvec(x), A @ x, rtol=1e-10, atol=1e-10 * float((A @ x).abs().max()))
+    assert torch.allclose(sys_.diagonal(), torch.diagonal(A), rtol=1e-10)
+
+
 def test_learned_assembly_matches_dense_reference():
     u, levels, cons, centres, normals = _setup(torch.float64, n=25)
     feats, psis = _learned(levels)

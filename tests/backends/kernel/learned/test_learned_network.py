@@ -10,7 +10,7 @@ from recon.backends.kernel.learned import data as D
 from recon.backends.kernel.learned.encoder import voxel_pool
 from recon.backends.kernel.learned.grids import encoder_grids
 from recon.backends.kernel.learned.model import LearnedKernelModel, ModelSpec
-from recon.backends.kernel.learned.train import TrainConfig, train_step
+from recon.backends.kernel.learned.train import TrainConfig, pretrain_step, sample_voxel_size, train_step
 from recon.backends.kernel.learned.unet import structure_labels
 from recon.backends.kernel.svh import VoxelLevel, pack_keys
 
@@ -86,6 +86,60 @@ def test_one_training_step_lowers_the_loss():
     opt.step()
     after = float(loss_now().detach())
     assert after < float(before.detach())
+
+
+def test_direct_normal_loss_is_zero_for_true_normals_and_two_for_flipped():
+    """The stage-1 normal loss: 1 - cos against splatted ground-truth normals (untrained head = the input splat)."""
+    from recon.backends.kernel.learned.losses import direct_normal_loss
+
+    u, n = _sphere(4000, r=6.0)
+    model = LearnedKernelModel(SPEC)
+    dense_u, dense_n = _sphere(40000, r=6.0, seed=3)
+    good = direct_normal_loss(model.predict(u, n, True), dense_u, dense_n)
+    bad = direct_normal_loss(model.predict(u, -n, True), dense_u, dense_n)
+    assert float(good.detach()) < 0.01  # the splat of the true normals at voxel centres (sphere curvature only)
+    assert float(bad.detach()) > 1.98
+
+
+def test_pretrain_step_lowers_the_normal_loss_on_wrong_normals():
+    """Stage 1 (no solve) learns: random input normals, a few steps of the direct normal loss."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    gt_p, gt_n = _sphere(20000, r=0.35, seed=1)
+    shape = D.ShapeGT("sphere", gt_p.numpy(), gt_n.numpy())
+    spec = ModelSpec(depth=3, channels=(8, 8, 8), kernel_dim=4, psi_hidden=8, udf_dim=4, normal_hidden=16)
+    cfg = TrainConfig(model=spec)
+    cfg.data.voxel_size = 1 / 24
+    cfg.samples.uniform = cfg.samples.band = 500
+    sample = D.draw_sample(shape, rng, 800, 800, [0.01], 1.0)
+    sample.normals = rng.normal(size=sample.normals.shape).astype(np.float32)
+    sample.normals /= np.linalg.norm(sample.normals, axis=1, keepdims=True)
+    model = LearnedKernelModel(spec)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    first = None
+    for _ in range(25):
+        loss, parts = pretrain_step(model, sample, cfg, np.random.default_rng(7), torch.device("cpu"))
+        first = parts["normal_direct"] if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    _, parts = pretrain_step(model, sample, cfg, np.random.default_rng(7), torch.device("cpu"))
+    assert first > 0.7  # random normals: about 1 - E[cos] = 1
+    assert parts["normal_direct"] < 0.5 * first
+
+
+def test_training_voxel_follows_the_inference_rule():
+    """data.voxel_size null: the finest voxel of a training cloud is the learned path's inference voxel."""
+    from recon.backends.kernel.scale import voxel_size_from_detail
+
+    p, _ = _sphere(3000, r=0.4)
+    cfg = TrainConfig(model=ModelSpec(min_resolution=80.0))
+    cfg.data.voxel_size = None
+    want = voxel_size_from_detail(p, 0.6, min_resolution=80.0)
+    assert sample_voxel_size(p.numpy(), cfg) == pytest.approx(want, rel=1e-6)
+    assert want == pytest.approx(np.sqrt(4 * np.pi * 0.4**2) / 80.0, rel=0.1)  # the cap binds at 3k points
+    cfg.data.voxel_size = 0.02
+    assert sample_voxel_size(p.numpy(), cfg) == 0.02
 
 
 def test_model_save_load_roundtrip(tmp_path):
