@@ -89,18 +89,28 @@ def compute_pretrain_losses(model, pred, gt_u: np.ndarray, gt_n: np.ndarray, tre
     dev = pred.normals.device
     dt = torch.float32
     parts: dict[str, torch.Tensor] = {}
-    sub = slice(0, min(gt_grid_points, len(gt_u)))
-    parts["normal_direct"] = direct_normal_loss(pred, torch.from_numpy(gt_u[sub]).to(dev, dt),
-                                                torch.from_numpy(gt_n[sub]).to(dev, dt))
+    parts["normal_direct"] = _direct_normal_part(pred, gt_u, gt_n, gt_grid_points)
     qs = spatial_samples(pred, gt_u, gt_n, ns, rng)
     sdf = imls_sdf(tree, gt_u, gt_n, qs, ns.imls_sigma / voxel_size)
     qt = torch.from_numpy(qs).to(dev, dt)
     st = torch.from_numpy(sdf).to(dev, dt)
-    udf = model.udf_at(pred, qt)
-    parts["udf"] = (udf.clamp(max=ns.udf_clip) - st.abs().clamp(max=ns.udf_clip)).abs().mean()
+    parts["udf"] = _udf_loss(model, pred, qt, st, ns.udf_clip)
     parts["structure"] = _structure_loss(pred, dev)
     total = sum(getattr(weights, name) * v for name, v in parts.items())
     return total, {name: float(v.detach()) for name, v in parts.items()}
+
+
+def _direct_normal_part(pred, gt_u: np.ndarray, gt_n: np.ndarray, n_max: int) -> torch.Tensor:
+    """:func:`direct_normal_loss` on the first ``n_max`` dense ground-truth samples (numpy in)."""
+    dev, sub = pred.normals.device, slice(0, min(n_max, len(gt_u)))
+    return direct_normal_loss(pred, torch.from_numpy(gt_u[sub]).to(dev, torch.float32),
+                              torch.from_numpy(gt_n[sub]).to(dev, torch.float32))
+
+
+def _udf_loss(model, pred, qt: torch.Tensor, sdf: torch.Tensor, clip: float) -> torch.Tensor:
+    """Mean |min(udf, clip) - min(|sdf|, clip)| at the (Q, 3) samples ``qt`` (finest-voxel units)."""
+    udf = model.udf_at(pred, qt)
+    return (udf.clamp(max=clip) - sdf.abs().clamp(max=clip)).abs().mean()
 
 
 def _structure_loss(pred, dev) -> torch.Tensor:
@@ -111,7 +121,7 @@ def _structure_loss(pred, dev) -> torch.Tensor:
 
 def compute_losses(model, pred, alphas: list[torch.Tensor], gt_u: np.ndarray, gt_n: np.ndarray, tree,
                    voxel_size: float, weights: LossWeights, ns: LossSamples,
-                   rng: np.random.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+                   rng: np.random.Generator, gt_grid_points: int = 40_000) -> tuple[torch.Tensor, dict[str, float]]:
     """Weighted total loss and its parts.
 
     Args:
@@ -119,6 +129,7 @@ def compute_losses(model, pred, alphas: list[torch.Tensor], gt_u: np.ndarray, gt
         gt_u: (P, 3) dense ground-truth points in finest-voxel units; gt_n: (P, 3) normals.
         tree: cKDTree over ``gt_u``.
         voxel_size: finest voxel edge (unit-side units).
+        gt_grid_points: dense samples the direct normal loss splats.
     """
     dev = alphas[0].device
     dt = torch.float32
@@ -135,12 +146,9 @@ def compute_losses(model, pred, alphas: list[torch.Tensor], gt_u: np.ndarray, gt
     st = torch.from_numpy(sdf).to(dev, dt)
     fq = model.field(pred, alphas, qt)
     parts["tsdf"] = (torch.tanh(fq) - torch.tanh(st)).abs().mean()
-    udf = model.udf_at(pred, qt)
-    parts["udf"] = (udf.clamp(max=ns.udf_clip) - st.abs().clamp(max=ns.udf_clip)).abs().mean()
+    parts["udf"] = _udf_loss(model, pred, qt, st, ns.udf_clip)
     parts["structure"] = _structure_loss(pred, dev)
     if weights.normal_direct > 0:
-        sub = slice(0, min(40_000, len(gt_u)))
-        parts["normal_direct"] = direct_normal_loss(pred, torch.from_numpy(gt_u[sub]).to(dev, dt),
-                                                    torch.from_numpy(gt_n[sub]).to(dev, dt))
+        parts["normal_direct"] = _direct_normal_part(pred, gt_u, gt_n, gt_grid_points)
     total = sum(getattr(weights, name) * v for name, v in parts.items())
     return total, {name: float(v.detach()) for name, v in parts.items()}

@@ -159,7 +159,7 @@ def train_step(model: LearnedKernelModel, sample: D.Sample, cfg: TrainConfig, rn
         warnings.simplefilter("ignore", RuntimeWarning)
         alphas, info = model.solve(pred, u, tol=cfg.train.solver_tol, max_iter=cfg.train.solver_max_iter)
     loss, parts = compute_losses(model, pred, alphas, gt_u, sample.gt_normals.astype(np.float64), cKDTree(gt_u), h,
-                                 cfg.loss, cfg.samples, rng)
+                                 cfg.loss, cfg.samples, rng, cfg.data.gt_grid_points)
     parts["unknowns"] = int(sum(len(lv) for lv in pred.levels))
     parts["cg_iters"] = info["forward"].iterations
     parts["_solver"] = info
