@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Optional
 
@@ -19,6 +20,9 @@ from rich.console import Console
 from rich.table import Table
 
 from recon.errors import ConfigError, ReconError
+from recon.io.outputs import check_output_file, check_writable_folder, is_inside, same_file
+
+from recon_apps.checks import MAX_EVAL_SAMPLES, MAX_SAMPLE_POINTS, check_range, parse_xyz
 
 app = typer.Typer(
     name="recon",
@@ -77,38 +81,35 @@ class RichProgress:
             self._progress.update(self._task, info=info)
 
 
-def _parse_xyz(text: str | None, what: str) -> Any:
-    if text is None:
-        return None
-    import numpy as np
-
-    try:
-        vals = [float(v) for v in text.replace(";", ",").split(",")]
-    except ValueError:
-        vals = []
-    if len(vals) != 3:
-        raise ConfigError(f"{what} '{text}' is not three numbers", None, f"write {what} as X,Y,Z, e.g. 0,0,10")
-    return np.asarray(vals, dtype=np.float64)
-
-
-def _check_output(path: Path, kind: str) -> None:
-    from recon.io import SUPPORTED_MESH_EXTENSIONS
-
+def _check_output(path: Path, kind: str, inputs: list[Any]) -> None:
+    """A mesh output: a known extension, not an input, in a writable folder (checked before any work)."""
     ext = path.suffix.lower()
-    if kind == "mesh" and ext not in {e.lower() for e in ("ply", "obj", "stl", "off", "glb", ".ply", ".obj", ".stl", ".off", ".glb")}:
+    if kind == "mesh" and ext not in (".ply", ".obj", ".stl", ".off", ".glb"):
         raise ConfigError(f"cannot write a mesh as '{ext or '(no extension)'}'", str(path),
                           "name the output .ply, .obj, .stl, .off or .glb")
-    parent = path.resolve().parent
-    if not parent.is_dir():
-        raise ConfigError("the output folder does not exist", str(path), f"create {parent} first")
-    del SUPPORTED_MESH_EXTENSIONS
+    check_output_file(path, inputs)
 
 
-def _load_cloud(path: Path, sample: int | None = None):
-    """Read and validate a cloud; returns (cloud, notes about dropped rows etc.)."""
+def _check_distinct(outputs: dict[str, Path | None]) -> None:
+    """Two outputs of one command may not be the same file (the second would replace the first)."""
+    given = [(opt, p) for opt, p in outputs.items() if p is not None]
+    for i, (opt_a, a) in enumerate(given):
+        for opt_b, b in given[i + 1:]:
+            if same_file(a, b):
+                raise ConfigError(f"{opt_a} and {opt_b} name the same file", str(b), f"give {opt_b} another name")
+
+
+def _load_cloud(path: Path, sample: int | None = None, drop_normals: bool = False):
+    """Read and validate a cloud; returns (cloud, notes about dropped rows etc.).
+
+    With ``drop_normals`` the file's normals are discarded before validation, so broken
+    normals cannot stop a command that estimates new ones.
+    """
     from recon.io import load_point_cloud, validate_point_cloud
 
     cloud = load_point_cloud(path, sample=sample, validate=False)
+    if drop_normals and cloud.normals is not None:
+        cloud = cloud.with_normals(None)
     return validate_point_cloud(cloud, path)
 
 
@@ -145,6 +146,16 @@ def reconstruct(
     from recon.pipeline import load_reconstruct_config, reconstruct as run
 
     posed = _is_posed_images(input)
+    check_range("--sample", sample, 1, MAX_SAMPLE_POINTS, "1000000")
+    check_range("--steps", steps, 1, MAX_STEPS, "20000")
+    check_range("--mise-iter", mise_iter, 0, MAX_MISE_ITER, "1")
+    _check_output(output, "mesh", [input, config])
+    for opt, extra in (("--save-field", save_field), ("--save-gaussians", save_gaussians),
+                       ("--view-snapshot", view_snapshot)):
+        if extra is not None:
+            check_output_file(extra, [input, config], option=opt)
+    _check_distinct({"-o": output, "--save-field": save_field, "--save-gaussians": save_gaussians,
+                     "--view-snapshot": view_snapshot})
     overrides = list(set_)
     for key, value in (("detail", detail), ("voxel_size", voxel_size), ("chunk_size", chunk_size),
                        ("mise_iter", mise_iter), ("depth", depth), ("model", model), ("steps", steps),
@@ -155,7 +166,6 @@ def reconstruct(
         overrides.append("time_budget=null")  # --steps alone: train exactly that many steps
     cfg, backend_cfg, spec = load_reconstruct_config(str(config) if config else None, overrides, backend, device,
                                                      default_backend="volsdf" if posed else "kernel")
-    _check_output(output, "mesh")
     if posed:
         if save_field is not None:
             raise ConfigError("--save-field is for kernel fields of point clouds", str(save_field), "drop --save-field")
@@ -177,7 +187,7 @@ def reconstruct(
     t0 = time.perf_counter()
     with RichProgress(enabled=not quiet) as progress:
         progress.update("loading", None, str(input))
-        cloud, load_notes = _load_cloud(input, sample=sample)
+        cloud, load_notes = _load_cloud(input, sample=sample, drop_normals=ignore_normals)
 
         def work(view: Any = None) -> Any:
             reporter = progress if view is None else _LiveProgress(progress, view)
@@ -225,6 +235,12 @@ def reconstruct(
 
 
 POSED_IMAGE_FILES = ("cameras.npz", "cameras.txt", "cameras.bin")
+#: the exit status of a run stopped with Ctrl-C (128 + SIGINT)
+INTERRUPTED = 130
+#: the most training steps an image backend may be asked for
+MAX_STEPS = 10_000_000
+#: MISE refinements multiply the meshed cells by 8 each
+MAX_MISE_ITER = 3
 # Seconds of training between two live-view previews of an image backend: GVKF sends its Gaussians'
 # centres (cheap), VolSDF a mesh of its SDF at 64 cells (about 1 s on 2 cores: ~3 % of the run at 30 s).
 PREVIEW_EVERY = {"gvkf": 5.0}
@@ -265,6 +281,10 @@ def _reconstruct_views(input: Path, output: Path, cfg: Any, backend_cfg: Any, sp
     if resume and not ckpt.is_dir():
         raise ConfigError("nothing to resume: the checkpoint folder does not exist", str(ckpt),
                           "run once without --resume (or pass --checkpoint-dir)")
+    if is_inside(input, ckpt):
+        raise ConfigError("the checkpoint folder holds the input images", str(ckpt),
+                          "give --checkpoint-dir a folder of its own")
+    check_writable_folder(ckpt, option="--checkpoint-dir")
     t0 = time.perf_counter()
     with RichProgress(enabled=not quiet) as progress:
         progress.update("loading", None, str(input))
@@ -385,17 +405,20 @@ def normals(
     import numpy as np
 
     from recon.io import save_point_cloud
-    from recon.normals import estimate_normals
+    from recon.normals import MAX_K, MIN_K, check_normal_method, estimate_normals
     from recon.ops.transforms import centred_frame
 
     if orient not in ("auto", "mst", "sensor", "none"):
         raise ConfigError(f"unknown orientation '{orient}'", None, "use --orient auto, mst, sensor or none")
+    check_normal_method(method)
+    check_range("--k", k, MIN_K, MAX_K, "20")
     if output.suffix.lower() not in (".ply", ".npz", ".xyz"):
         raise ConfigError(f"cannot write a point cloud as '{output.suffix or '(no extension)'}'", str(output),
                           "name the output .ply, .npz or .xyz")
-    sensor_pos = _parse_xyz(sensor, "--sensor")
+    check_output_file(output, [input])
+    sensor_pos = parse_xyz(sensor, "--sensor")
     t0 = time.perf_counter()
-    cloud, load_notes = _load_cloud(input)
+    cloud, load_notes = _load_cloud(input, drop_normals=True)
     for note in load_notes:
         if not quiet:
             console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
@@ -462,10 +485,10 @@ def eval_(
     from recon.eval import evaluate_meshes
     from recon.io import load_mesh
 
-    if samples < 100:
-        raise ConfigError(f"--samples {samples} is too few", None, "use at least 100 (default 100000)")
-    if any(t <= 0 for t in tau):
-        raise ConfigError("--tau must be positive", None, "e.g. --tau 0.01")
+    check_range("--samples", samples, 100, MAX_EVAL_SAMPLES, "100000")
+    check_range("--seed", seed, 0, 2**32 - 1, "0")
+    for t in tau:
+        check_range("--tau", t, 1e-9, 1e12 if absolute else 1.0, "0.01")
     m = evaluate_meshes(load_mesh(pred), load_mesh(gt), n_samples=samples, tau=tau if len(tau) > 1 else tau[0],
                         relative=not absolute, seed=seed)
     d = m.to_dict()
@@ -541,22 +564,26 @@ def train_normals(
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user errors into one line and exit status 2."""
-    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")  # worker processes (Dask) inherit this
+    if not sys.warnoptions:  # numeric RuntimeWarnings are not for users; `python -W` still shows them
+        warnings.simplefilter("ignore")
     try:
         code = app(args=argv, standalone_mode=False)  # typer.Exit(n) comes back as n here
+        if code == INTERRUPTED:  # typer turns Ctrl-C into Exit(130)
+            console.print("[bold red]interrupted[/bold red]: no output was written", highlight=False)
         if isinstance(code, int) and code != 0:
             sys.exit(code)
     except ReconError as e:
         console.print(f"[bold red]error:[/bold red] {e.one_line()}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
-        console.print("[bold red]interrupted[/bold red]: nothing was written", highlight=False)
-        sys.exit(130)
+        console.print("[bold red]interrupted[/bold red]: no output was written", highlight=False)
+        sys.exit(INTERRUPTED)
     except Exception as e:  # click's own exceptions (typer vendors click, so match by name)
         names = {c.__name__ for c in type(e).__mro__}
         if "Abort" in names:
-            console.print("[bold red]interrupted[/bold red]: nothing was written", highlight=False)
-            sys.exit(130)
+            console.print("[bold red]interrupted[/bold red]: no output was written", highlight=False)
+            sys.exit(INTERRUPTED)
         if "Exit" in names and hasattr(e, "exit_code"):
             sys.exit(e.exit_code)
         if "ClickException" in names:

@@ -11,6 +11,43 @@ from typing import Optional
 import typer
 
 from recon.errors import ConfigError
+from recon.io.outputs import check_output_folder
+
+from recon_apps.checks import check_range
+
+
+#: the most views, pixels per side, rays per pixel side, and pixels in all views together (the
+#: renderer keeps 32 bytes per pixel of every view: 128M pixels is 4 GB) a render may ask for
+MAX_VIEWS, MAX_SIZE, MAX_SUPERSAMPLE, MAX_TOTAL_PIXELS = 10_000, 4096, 8, 128 * 1024 * 1024
+#: the most rays cast for one view at once (size^2 * supersample^2; 16M rays is about 2 GB of work arrays)
+MAX_RAYS_PER_VIEW = 4096 * 4096
+
+
+def check_image_options(views: int, size: int, fov: float, seed: int, supersample: int) -> None:
+    """Ranges of the render options, and the total image memory they imply, before any work.
+
+    Raises:
+        ConfigError: a value out of range, or views x size^2 or size^2 x supersample^2 too large.
+    """
+    check_range("--views", views, 1, MAX_VIEWS, "48")
+    check_range("--size", size, 2, MAX_SIZE, "128")
+    check_range("--fov", fov, 1.0, 170.0, "40")
+    check_range("--seed", seed, 0, 2**32 - 1, "0")
+    check_range("--supersample", supersample, 1, MAX_SUPERSAMPLE, "2")
+    if views * size * size > MAX_TOTAL_PIXELS:
+        raise ConfigError(f"{views} views of {size}x{size} pixels need {32 * views * size * size / 2**30:.0f} GB",
+                          None, f"render fewer or smaller views (views x size^2 <= {MAX_TOTAL_PIXELS:,})")
+    if size * size * supersample * supersample > MAX_RAYS_PER_VIEW:
+        raise ConfigError(f"--size {size} with --supersample {supersample} casts too many rays per view", None,
+                          f"keep size x supersample <= {int(MAX_RAYS_PER_VIEW ** 0.5)}")
+
+
+def _check_folder(output: Path, inputs: list[Path | None], force: bool) -> Path:
+    """The output folder: not the current folder, holding no input, writable, empty unless ``force``."""
+    out = check_output_folder(output, inputs)
+    if out.is_dir() and any(out.iterdir()) and not force:  # fail before the (slow) rendering
+        raise ConfigError("output folder exists and is not empty", out, "choose another folder or pass --force")
+    return out
 
 
 def render(mesh: Path, output: Path, views: int = 48, size: int = 128, seed: int = 0, fov: float = 40.0,
@@ -21,17 +58,8 @@ def render(mesh: Path, output: Path, views: int = 48, size: int = 128, seed: int
         ConfigError: bad option values, or a non-empty output folder without ``force``.
         InputError: the mesh cannot be read.
     """
-    if views < 1:
-        raise ConfigError(f"--views {views} must be at least 1", None, "e.g. --views 48")
-    if size < 2:
-        raise ConfigError(f"--size {size} is too small", None, "e.g. --size 128")
-    if not 1.0 <= fov <= 170.0:
-        raise ConfigError(f"--fov {fov} is out of range", None, "give a field of view between 1 and 170 degrees")
-    if supersample < 1:
-        raise ConfigError(f"--supersample {supersample} must be at least 1", None, "e.g. --supersample 2")
-    out = Path(output)
-    if out.is_dir() and any(out.iterdir()) and not force:  # fail before the (slow) rendering
-        raise ConfigError("output folder exists and is not empty", out, "choose another folder or pass --force")
+    check_image_options(views, size, fov, seed, supersample)
+    out = _check_folder(output, [mesh], force)
     from recon.io import load_mesh
     from recon.render import render_views, write_render_folder
 
@@ -66,14 +94,11 @@ def render_gaussians(gaussians: Path, output: Path, views: int = 24, size: int =
     from recon.render.folder import _png, atomic_folder
     from recon.render.rig import sphere_rig
 
-    if views < 1 or size < 2 or not 1.0 <= fov <= 170.0:
-        raise ConfigError("need --views >= 1, --size >= 2 and 1 <= --fov <= 170", None, "e.g. --views 24 --size 128")
+    check_image_options(views if cameras is None else 1, size, fov, seed, 1)
     bg = {"white": 1.0, "black": 0.0}.get(background)
     if bg is None:
         raise ConfigError(f"unknown --background {background!r}", None, "use white or black")
-    out = Path(output)
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise ConfigError("output folder exists and is not empty", out, "choose another folder or pass --force")
+    out = _check_folder(output, [gaussians, cameras], force)
     try:
         g = GaussianSet.load(gaussians, device=device)
     except (OSError, ValueError, KeyError):

@@ -22,6 +22,7 @@ import numpy as np
 from recon.config import from_dict, load_yaml, parse_override, set_nested, to_dict
 from recon.device import resolve_device
 from recon.errors import ConfigError, EmptyResultError, InputError
+from recon.normals import MAX_K, MIN_K, check_normal_method, estimate_normals
 from recon.ops.transforms import LocalFrame, centred_frame
 from recon.progress import NULL_PROGRESS, Progress
 from recon.registry import BackendSpec, get_backend
@@ -40,6 +41,12 @@ class NormalsConfig:
     """neighbours per point; None picks the method's default."""
     orient: Literal["auto", "mst", "sensor", "none"] = "auto"
     """orientation: "auto" uses sensor positions when the input has them, else "mst"."""
+
+    def __post_init__(self) -> None:
+        check_normal_method(self.method)
+        if self.k is not None and not MIN_K <= self.k <= MAX_K:
+            raise ConfigError(f"normals.k must be in {MIN_K}..{MAX_K}, got {self.k}", None,
+                              "set normals.k to e.g. 20, or null for the method's default")
 
 
 @dataclass
@@ -154,8 +161,6 @@ def prepare(
     n = None if ignore_normals else cloud.normals
     estimated = False
     if needs_normals and n is None:
-        from recon.normals import estimate_normals
-
         orient = normals.orient
         if orient == "auto":
             orient = "sensor" if sensors is not None else "mst"

@@ -14,6 +14,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 import pyvista as pv
+from PIL import Image
+
+from recon.io.atomic import atomic_write
 
 from recon_apps.viewer.scene import MESH_STYLES, Layer, Panel, SceneOptions, field_layers
 
@@ -351,9 +354,12 @@ class Viewer:
         self.plotter.show(title=self.title)
 
     def screenshot(self, path: str | Path | None = None) -> np.ndarray:
-        """Render off-screen and return the (H, W, 3) uint8 image; also write a PNG to ``path``."""
-        img = self.plotter.screenshot(str(path) if path is not None else None, return_img=True)
-        return np.asarray(img)[..., :3]
+        """Render off-screen and return the (H, W, 3) uint8 image; also write a PNG to ``path`` (atomically)."""
+        img = np.asarray(self.plotter.screenshot(None, return_img=True))
+        if path is not None:
+            with atomic_write(path) as tmp:
+                Image.fromarray(img).save(tmp, format="PNG")
+        return img[..., :3]
 
     def close(self) -> None:
         self.plotter.close()

@@ -14,6 +14,8 @@ import typer
 
 from recon.errors import ConfigError, ReconError
 
+from recon_apps.checks import MAX_EVAL_SAMPLES, check_range
+
 COLOR_BY_HELP = "auto | rgb | normal | height | error (with --gt) | solid | a per-point attribute name"
 
 
@@ -92,16 +94,18 @@ def view(
         raise ConfigError("nothing to view", None, "pass one or more point cloud or mesh files")
     if style not in MESH_STYLES:
         raise ConfigError(f"unknown mesh style '{style}'", None, f"use --style {', '.join(MESH_STYLES)}")
-    if error_max is not None and not error_max > 0:
-        raise ConfigError("--error-max must be positive", None, "e.g. --error-max 0.01 (world units)")
-    if not tau > 0:
-        raise ConfigError("--tau must be positive", None, "e.g. --tau 0.01")
-    if samples < 100:
-        raise ConfigError(f"--samples {samples} is too few", None, "use at least 100 (default 50000)")
+    check_range("--error-max", error_max, 1e-12, 1e12, "0.01")
+    check_range("--tau", tau, 1e-9, 1.0, "0.01")
+    check_range("--samples", samples, 100, MAX_EVAL_SAMPLES, "50000")
+    check_range("--point-size", point_size, 0.1, 100.0, "3")
+    check_range("--frustum-depth", frustum_depth, 1e-12, 1e12, "0.5")
+    check_range("--port", port, 0, 65535, "8080")
+    check_range("--iso", iso, -1e12, 1e12, "0")
+    check_range("--trim", trim, 0.0, 1e6, "2")
     if port is not None and not web:
         raise ConfigError("--port is only used with --web", None, "add --web or drop --port")
     if screenshot is not None:
-        check_screenshot_path(screenshot)
+        check_screenshot_path(screenshot, [*paths, gt])
     if screenshot is None and not web and not has_display():
         raise ReconError("no display to open a window on (DISPLAY and WAYLAND_DISPLAY are unset)", None,
                          "pass --screenshot out.png to render to a file, or --web to view it in a browser")

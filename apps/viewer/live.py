@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
 import numpy as np
+from PIL import Image
 
+from recon.io.atomic import atomic_write
 from recon.types import Mesh, PointCloud
 
 if TYPE_CHECKING:
@@ -168,8 +170,9 @@ class LiveView:
             plotter.render()
         else:
             plotter.update()
-        if self.snapshot is not None:
-            plotter.screenshot(str(self.snapshot))
+        if self.snapshot is not None:  # atomically: a reader never sees half a PNG
+            with atomic_write(self.snapshot) as tmp:
+                Image.fromarray(np.asarray(plotter.screenshot(None, return_img=True))).save(tmp, format="PNG")
 
     def image(self) -> np.ndarray | None:
         """The last drawn frame as (H, W, 3) uint8, or None before the first redraw."""

@@ -8,23 +8,26 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from recon.errors import ConfigError
+from recon.io.outputs import check_output_file
 
 if TYPE_CHECKING:
     from recon_apps.viewer.scene import Panel
 
 
-def check_screenshot_path(path: str | Path) -> Path:
-    """The output path, if it ends in .png and its folder exists.
+def check_screenshot_path(path: str | Path, inputs: Sequence[object] = ()) -> Path:
+    """The output path, if it ends in .png, is none of ``inputs`` and its folder is writable.
+
+    Args:
+        path: the PNG to write.
+        inputs: what is being viewed; file paths among them may not be the output.
 
     Raises:
-        ConfigError: another extension or a missing folder.
+        ConfigError: another extension, an input's path, or a missing or read-only folder.
     """
     p = Path(path)
     if p.suffix.lower() != ".png":
         raise ConfigError(f"cannot write a screenshot as '{p.suffix or '(no extension)'}'", p, "name it .png")
-    if not p.resolve().parent.is_dir():
-        raise ConfigError("the output folder does not exist", p, f"create {p.resolve().parent} first")
-    return p
+    return check_output_file(p, [i for i in inputs if isinstance(i, (str, Path))], option="--screenshot")
 
 
 def render_screenshot(panels: Sequence[Panel], path: str | Path | None = None, *,

@@ -15,6 +15,7 @@ result (N, 3) unit normals of any sign, without NaN.
 
 from __future__ import annotations
 
+import pkgutil
 from typing import Callable
 
 import numpy as np
@@ -23,7 +24,7 @@ from recon.errors import ConfigError, InputError
 from recon.normals.orient import DEFAULT_K as ORIENT_K
 from recon.normals.orient import orient_mst, orient_towards_sensor
 from recon.normals.pca import DEFAULT_K as PCA_K
-from recon.normals.pca import check_points, clip_k, pca_normals
+from recon.normals.pca import MAX_K, MIN_K, check_points, clip_k, pca_normals
 from recon.ops.knn import build_tree, knn
 
 NormalMethod = Callable[..., np.ndarray]
@@ -51,6 +52,19 @@ def register_normal_method(name: str, fn: NormalMethod, default_k: int = PCA_K) 
     """
     NORMAL_METHODS[name] = fn
     _DEFAULT_K[name] = int(default_k)
+
+
+def available_normal_methods() -> list[str]:
+    """Names ``estimate_normals`` accepts: the registered methods and the plugin packages here (not imported)."""
+    plugins = [m.name for m in pkgutil.iter_modules(__path__) if m.ispkg]
+    return sorted(set(NORMAL_METHODS) | set(plugins))
+
+
+def check_normal_method(method: str) -> None:
+    """Raise ConfigError for a name :func:`available_normal_methods` does not list."""
+    methods = available_normal_methods()
+    if method not in methods:
+        raise ConfigError(f"unknown normal method '{method}'", None, f"use one of: {', '.join(methods)}")
 
 
 def _import_plugin(method: str) -> None:
@@ -94,17 +108,20 @@ def estimate_normals(
 
     Raises:
         InputError: bad points (shape, < 3 points, NaN) or sensor shape.
-        ConfigError: unknown method or orientation, or orient="sensor" without a sensor.
+        ConfigError: unknown method or orientation, k outside MIN_K..MAX_K, or orient="sensor" without a sensor.
     """
     if method not in NORMAL_METHODS:
         _import_plugin(method)
     if method not in NORMAL_METHODS:
-        raise ConfigError(f"unknown normal method '{method}'", None, f"use one of: {', '.join(sorted(NORMAL_METHODS))}")
+        check_normal_method(method)
+        raise ConfigError(f"normal method '{method}' did not register itself", None, "report this as a bug")
     if orient not in ORIENT_MODES:
         raise ConfigError(f"unknown normal orientation '{orient}'", None, f"use one of: {', '.join(ORIENT_MODES)}")
     if orient == "sensor" and sensor is None:
         raise ConfigError("normal orientation 'sensor' needs sensor positions", None,
                           "give the scanner position(s) or use orient='mst'")
+    if k is not None and not MIN_K <= int(k) <= MAX_K:
+        raise ConfigError(f"k must be in {MIN_K}..{MAX_K}, got {k}", None, f"use k between {MIN_K} and {MAX_K}, e.g. 20")
     p = check_points(points)
     centre = p.mean(axis=0)
     # work in a spatially coherent order (the kd-tree's leaf order): the kNN queries
@@ -143,5 +160,6 @@ def estimate_normals(
     return out
 
 
-__all__ = ["NORMAL_METHODS", "ORIENT_MODES", "estimate_normals", "orient_mst", "orient_towards_sensor",
+__all__ = ["MAX_K", "MIN_K", "NORMAL_METHODS", "ORIENT_MODES", "available_normal_methods", "check_normal_method",
+           "estimate_normals", "orient_mst", "orient_towards_sensor",
            "pca_normals", "register_normal_method"]

@@ -19,6 +19,9 @@ from recon.errors import InputError
 from recon.ops.knn import knn
 
 DEFAULT_K = 20
+#: the neighbourhood sizes a user may ask for (checked by recon.normals.estimate_normals): 3 neighbours span a plane; 200 is the widest any
+#: benchmark finds useful and keeps the (N, k) neighbour index under 1.6 GB at 1M points
+MIN_K, MAX_K = 3, 200
 #: Points per batch of covariance + eigh; (B, k+1, 3) float64 gathers ~ 100 MB at k = 20.
 CHUNK = 1 << 18
 #: A neighbourhood is degenerate when its middle eigenvalue is below this fraction of the largest.

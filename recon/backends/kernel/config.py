@@ -99,8 +99,9 @@ class KernelConfig:
             raise ConfigError(f"overlap must be in [0, 0.5), got {self.overlap}", None, "use overlap 0.05")
         if self.solver_tol <= 0 or self.solver_max_iter < 1:
             raise ConfigError("solver_tol must be > 0 and solver_max_iter >= 1", None, "use 1e-3 and 2000")
-        if self.upsample < 1 or self.mise_iter < 0:
-            raise ConfigError("upsample must be >= 1 and mise_iter >= 0", None, "use upsample 1, mise_iter 0")
+        if not 1 <= self.upsample <= 8 or not 0 <= self.mise_iter <= 3:  # each multiplies the meshed cells
+            raise ConfigError(f"upsample must be in 1..8 and mise_iter in 0..3, got {self.upsample} and {self.mise_iter}",
+                              None, "use upsample 1, mise_iter 0 or 1")
         if min(self.pos_weight, self.normal_weight) <= 0 or self.reg_weight < 0:
             raise ConfigError("weights must be positive (reg_weight >= 0)", None, "use the defaults")
         if self.preconditioner not in ("auto", "jacobi", "multilevel"):
