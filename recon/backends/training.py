@@ -2,6 +2,9 @@
 budget, progress, periodic callbacks that do not count as training time, Ctrl-C that stops cleanly,
 and atomic checkpoints.
 
+Checkpoints hold tensors and plain values only (``state_dict`` must return nothing else) and are read
+back with ``weights_only=True``, so a checkpoint file can never run code.
+
 A trainer subclasses :class:`TrainingLoop` and provides ``cfg`` (with ``steps``, ``time_budget``,
 ``threads`` and ``checkpoint_every``), ``device``, ``stats`` (with ``step``, ``elapsed``,
 ``history`` and ``interrupted``), ``checkpoint_dir``, and the methods :meth:`step`,
@@ -19,12 +22,23 @@ from typing import Any, Callable
 import torch
 
 from recon.device import torch_threads
+from recon.errors import InputError
+from recon.io.atomic import atomic_write
+from recon.io.torch_files import load_tensors, to_plain
 from recon.progress import NULL_PROGRESS, Progress
 
 
 def psnr(mse: float) -> float:
     """PSNR in dB of images in [0, 1] from their mean squared error."""
     return float("inf") if mse <= 0 else -10.0 * math.log10(mse)
+
+
+def _mismatch(e: Exception) -> str:
+    """A few words on why a readable checkpoint does not fit the trainer."""
+    if isinstance(e, KeyError):
+        return f"the checkpoint has no entry {e}"
+    text = str(e).strip()
+    return text.splitlines()[0][:200] if text else f"the checkpoint does not fit ({type(e).__name__})"
 
 
 class TrainingLoop:
@@ -120,14 +134,12 @@ class TrainingLoop:
 
     def save_checkpoint(self, path: str | os.PathLike | None = None) -> Path:
         """Write the training state atomically (temporary file, then rename); returns the path."""
-        from recon.io.atomic import atomic_write
-
         p = Path(path) if path is not None else self.checkpoint_path()
         if p is None:
             raise ValueError("no checkpoint path: give one or set checkpoint_dir")
         p.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(p) as tmp:
-            torch.save(self.state_dict(), tmp)
+            torch.save(to_plain(self.state_dict()), tmp)
         return p
 
     def resume(self, progress: Progress = NULL_PROGRESS) -> bool:
@@ -138,19 +150,27 @@ class TrainingLoop:
         """
         try:
             resumed = self.load_checkpoint()
-        except (ValueError, OSError, RuntimeError) as e:
-            from recon.errors import InputError
-
-            raise InputError(f"cannot resume: {e}", self.checkpoint_path(),
-                             "use the options and images of the interrupted run, or drop --resume") from e
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, OSError, RuntimeError) as e:
+            raise InputError(f"cannot resume: {_mismatch(e)}", self.checkpoint_path(),
+                             "use the options and images of the interrupted run, or delete the checkpoint "
+                             "folder and run without --resume") from e
         if resumed:
             progress.update(self.name, None, f"resumed at step {self.stats.step}")
         return resumed
 
     def load_checkpoint(self, path: str | os.PathLike | None = None) -> bool:
-        """Resume from a checkpoint; returns False when there is none."""
+        """Resume from a checkpoint; returns False when there is none.
+
+        The file is read with ``weights_only=True`` (tensors and plain values only, no code runs).
+
+        Raises:
+            InputError: the file is not a readable checkpoint (damaged, or holds Python objects).
+            ValueError, KeyError, TypeError, RuntimeError: the checkpoint does not fit this trainer.
+        """
         p = Path(path) if path is not None else self.checkpoint_path()
         if p is None or not p.is_file():
             return False
-        self.load_state_dict(torch.load(p, map_location=self.device, weights_only=False))
+        state = load_tensors(p, what=f"{self.name} checkpoint", map_location=self.device,
+                             fix="delete the checkpoint folder and run without --resume")
+        self.load_state_dict(state)
         return True

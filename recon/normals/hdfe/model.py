@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from recon.errors import InputError
+from recon.io.torch_files import describe_error, load_tensors, to_plain
 from recon.normals.hdfe.encoder import as_real_features, encode, encode_features, make_theta
 from recon.normals.hdfe.patches import PatchSet
 
@@ -118,6 +119,7 @@ class HDFEModel:
         return cls(enc, head_spec, theta, HDFEHead(feature_dim(enc), list(head_spec.hidden)), {})
 
     def state(self) -> dict[str, Any]:
+        """What :meth:`save` writes: tensors and plain values only (``meta`` must be JSON-like)."""
         return {"format": FORMAT, "encoder": dataclasses.asdict(self.enc),
                 "head_spec": dataclasses.asdict(self.head_spec), "theta": torch.from_numpy(self.theta),
                 "state_dict": self.head.state_dict(), "meta": self.meta}
@@ -127,7 +129,7 @@ class HDFEModel:
         p = Path(path)
         p.parent.mkdir(parents=True, exist_ok=True)
         tmp = p.with_suffix(p.suffix + ".tmp")
-        torch.save(self.state(), tmp)
+        torch.save(to_plain(self.state()), tmp)
         os.replace(tmp, p)
 
     @classmethod
@@ -165,14 +167,15 @@ def load_model(path: str | os.PathLike | None = None) -> HDFEModel:
     if not p.is_file():
         raise InputError("HDFE normal weights not found", p,
                          f"train them with `{TRAIN_COMMAND}` (writes {DEFAULT_WEIGHTS.name}), or pass weights=PATH")
-    try:
-        st = torch.load(p, map_location="cpu", weights_only=False)
-        if not isinstance(st, dict) or st.get("format") != FORMAT:
-            raise ValueError("not an HDFE checkpoint")
-        model = HDFEModel.from_state(st)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is the user's to fix
-        raise InputError(f"cannot read HDFE weights ({type(e).__name__}: {str(e)[:80]})", p,
+    st = load_tensors(p, what="HDFE weights file", fix=f"retrain with `{TRAIN_COMMAND}`")
+    if st.get("format") != FORMAT:
+        raise InputError(f"not HDFE weights (format {str(st.get('format'))[:40]!r}, expected {FORMAT})", p,
                          f"retrain with `{TRAIN_COMMAND}`")
+    try:
+        model = HDFEModel.from_state(st)
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as e:
+        raise InputError(f"HDFE weights do not fit the model ({describe_error(e)})", p,
+                         f"retrain with `{TRAIN_COMMAND}`") from None
     _CACHE[key] = model
     return model
 

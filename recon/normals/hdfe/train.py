@@ -30,11 +30,14 @@ import numpy as np
 import torch
 
 from recon.config import from_dict, load_yaml, to_dict
-from recon.errors import ConfigError
+from recon.errors import ConfigError, InputError
+from recon.io.torch_files import describe_error, load_tensors, to_plain
 from recon.normals.hdfe import data as D
 from recon.normals.hdfe.model import EncoderSpec, HDFEModel, HeadSpec
 
 REPO = Path(__file__).resolve().parents[3]
+#: what to do about a checkpoint that cannot be resumed
+CHECKPOINT_FIX = "delete it (or rerun with --fresh) to start training again"
 
 
 def _default_cache() -> str:
@@ -142,7 +145,7 @@ def build_dataset(cfg: TrainConfig, theta: np.ndarray, log: Callable[[str], None
 def _same_run(a: dict | None, b: dict) -> bool:
     """Whether a checkpoint's config matches, ignoring the budget keys (train.epochs,
     train.max_minutes, train.checkpoint_every, train.threads), which may change on resume."""
-    if a is None:
+    if not isinstance(a, dict):
         return False
 
     def strip(c: dict) -> dict:
@@ -151,7 +154,10 @@ def _same_run(a: dict | None, b: dict) -> bool:
             c.get("train", {}).pop(key, None)
         return c
 
-    return strip(a) == strip(b)
+    try:
+        return strip(a) == strip(b)
+    except (TypeError, ValueError, AttributeError):  # a damaged config is not this run's
+        return False
 
 
 def sin_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -199,15 +205,19 @@ def train(config: str | os.PathLike | dict | TrainConfig | None = None, resume: 
     gen = torch.Generator().manual_seed(cfg.seed)
     st_runs: list[dict] = []
     if resume and ckpt.is_file():
-        st = torch.load(ckpt, map_location="cpu", weights_only=False)
+        st = load_tensors(ckpt, what="HDFE training checkpoint", fix=CHECKPOINT_FIX)
         if _same_run(st.get("config"), cfg_dict):
-            model.head.load_state_dict(st["head"])
-            opt.load_state_dict(st["opt"])
-            sched.load_state_dict(st["sched"])
-            gen.set_state(st["gen"])
-            epoch, history, t_train = st["epoch"], st["history"], st["t_train"]
-            st_runs = st.get("runs", [{"epochs_config": st["config"]["train"]["epochs"],
-                                       "resumed_at_epoch": 0, "ended_at_epoch": epoch}])
+            try:
+                model.head.load_state_dict(st["head"])
+                opt.load_state_dict(st["opt"])
+                sched.load_state_dict(st["sched"])
+                gen.set_state(st["gen"])
+                epoch, history, t_train = int(st["epoch"]), list(st["history"]), float(st["t_train"])
+                st_runs = st.get("runs", [{"epochs_config": st["config"]["train"]["epochs"],
+                                           "resumed_at_epoch": 0, "ended_at_epoch": epoch}])
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as e:
+                raise InputError(f"checkpoint does not fit this model ({describe_error(e)})", ckpt,
+                                 CHECKPOINT_FIX) from None
             log(f"resumed from {ckpt} at epoch {epoch}")
         else:
             log(f"checkpoint {ckpt} is from another config; starting fresh")
@@ -215,9 +225,9 @@ def train(config: str | os.PathLike | dict | TrainConfig | None = None, resume: 
     def save_ckpt() -> None:
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         tmp = ckpt.with_suffix(".tmp")
-        torch.save({"config": cfg_dict, "head": model.head.state_dict(), "opt": opt.state_dict(),
-                    "sched": sched.state_dict(), "gen": gen.get_state(), "epoch": epoch, "history": history,
-                    "t_train": t_train}, tmp)
+        torch.save(to_plain({"config": cfg_dict, "head": model.head.state_dict(), "opt": opt.state_dict(),
+                             "sched": sched.state_dict(), "gen": gen.get_state(), "epoch": epoch,
+                             "history": history, "t_train": t_train}), tmp)
         os.replace(tmp, ckpt)
 
     def validate() -> tuple[float, float]:
@@ -274,7 +284,7 @@ def train(config: str | os.PathLike | dict | TrainConfig | None = None, resume: 
                   "train_minutes": round(t_train / 60, 2), "data_minutes": round(t_data / 60, 2),
                   "procedural_shapes": sorted(D.procedural_shapes()) if cfg.data.procedural else [],
                   "train_meshes": list(cfg.data.meshes), "held_out_meshes": list(cfg.data.held_out),
-                  "history": history, "torch": torch.__version__}
+                  "history": history, "torch": str(torch.__version__)}
     out = _abs(cfg.output)
     model.save(out)
     meta = dict(model.meta)

@@ -100,7 +100,7 @@ def test_keyboard_interrupt_writes_checkpoint(scene, tmp_path):
 
     stats = tr.train(callback=stop, callback_every=1e-9)
     assert stats.interrupted and stats.step == 3
-    state = torch.load(tmp_path / "volsdf.pt", weights_only=False)
+    state = torch.load(tmp_path / "volsdf.pt", weights_only=True)
     assert state["step"] == 3
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,8 +28,12 @@ from recon.backends.kernel.learned.kernel import evaluate_field
 from recon.backends.kernel.learned.unet import DecoderLevel, SparseUNet
 from recon.backends.kernel.splat import normal_confidence
 from recon.backends.kernel.svh import CORNERS8, VoxelLevel
+from recon.errors import InputError
+from recon.io.torch_files import describe_error, load_tensors, to_plain
 
 MODEL_FORMAT = "recon.learned-kernel.v1"
+#: what to do about weights that cannot be used
+WEIGHTS_FIX = "pass weights written by `recon train kernel`"
 #: Kernel regulariser weight the committed network was trained with; inference uses the same
 #: (KernelConfig.reg_weight is the training-free kernel's).
 TRAINED_REG_WEIGHT = 1.0
@@ -184,31 +189,29 @@ class LearnedKernelModel(nn.Module):
     # ----------------------------------------------------------------------------- persistence
 
     def save(self, path: str | Path) -> Path:
-        """Write weights + spec + meta (torch.save of plain containers; written atomically)."""
-        import os
-
+        """Write weights + spec + meta (tensors and plain values, loadable with weights_only=True;
+        written atomically)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        torch.save({"format": MODEL_FORMAT, "spec": dataclasses.asdict(self.spec),
-                    "state": {k: v.detach().cpu() for k, v in self.state_dict().items()},
-                    "meta_json": json.dumps(self.meta)}, tmp)
+        torch.save(to_plain({"format": MODEL_FORMAT, "spec": dataclasses.asdict(self.spec),
+                             "state": {k: v.detach().cpu() for k, v in self.state_dict().items()},
+                             "meta_json": json.dumps(self.meta)}), tmp)
         os.replace(tmp, path)
         return path
 
     @classmethod
     def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "LearnedKernelModel":
-        """Read weights written by :meth:`save`; a wrong file raises a one-line InputError."""
-        from recon.errors import InputError
-
+        """Read weights written by :meth:`save` (no code in the file runs); a wrong file raises a
+        one-line InputError."""
+        st = load_tensors(path, what="learned-kernel weights file", fix=WEIGHTS_FIX)
+        if st.get("format") != MODEL_FORMAT:
+            raise InputError("not learned-kernel weights", str(path), WEIGHTS_FIX)
         try:
-            st = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001 - torch raises several types (pickle, zip, runtime) for bad files
-            raise InputError(f"cannot read learned-kernel weights ({type(e).__name__})", str(path),
-                             "pass weights written by `recon train kernel`") from None
-        if not isinstance(st, dict) or st.get("format") != MODEL_FORMAT:
-            raise InputError("not learned-kernel weights", str(path), "pass weights written by `recon train kernel`")
-        model = cls(ModelSpec(**st["spec"]))
-        model.load_state_dict(st["state"])
-        model.meta = json.loads(st.get("meta_json", "{}"))
+            model = cls(ModelSpec(**st["spec"]))
+            model.load_state_dict(st["state"])
+            model.meta = json.loads(st.get("meta_json", "{}"))
+        except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as e:
+            raise InputError(f"learned-kernel weights do not fit the model ({describe_error(e)})", str(path),
+                             WEIGHTS_FIX) from None
         return model.to(device).eval()

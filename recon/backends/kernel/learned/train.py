@@ -39,9 +39,12 @@ from recon.backends.kernel.learned.grids import encoder_grids
 from recon.backends.kernel.learned.losses import LossSamples, LossWeights, compute_losses
 from recon.backends.kernel.learned.model import LearnedKernelModel, ModelSpec
 from recon.config import from_dict, load_yaml, to_dict
-from recon.errors import ConfigError
+from recon.errors import ConfigError, InputError
+from recon.io.torch_files import describe_error, load_tensors, to_plain
 
 REPO = Path(__file__).resolve().parents[4]
+#: what to do about a training checkpoint that cannot be resumed
+CHECKPOINT_FIX = "delete it (or run without --resume) to start training again"
 LOSS_KEYS = ("value", "normal", "tsdf", "udf", "structure", "normal_direct")
 
 
@@ -168,7 +171,7 @@ def train_step(model: LearnedKernelModel, sample: D.Sample, cfg: TrainConfig, rn
 
 def _same_run(a: dict | None, b: dict) -> bool:
     """Checkpoint config equal up to the budget keys (steps, max_minutes, checkpoint_every, threads)."""
-    if a is None:
+    if not isinstance(a, dict):
         return False
 
     def strip(c: dict) -> dict:
@@ -178,7 +181,10 @@ def _same_run(a: dict | None, b: dict) -> bool:
         c.pop("output", None)
         return c
 
-    return strip(a) == strip(b)
+    try:
+        return strip(a) == strip(b)
+    except (TypeError, ValueError, AttributeError):  # a damaged config is not this run's
+        return False
 
 
 def train(*args, **kwargs) -> Path:
@@ -245,14 +251,18 @@ def _train(config: str | os.PathLike | dict | TrainConfig | None = None, resume:
     pretrain_end = oc.pretrain_steps  # lowered when the stage-1 budget ends stage 1 early
     rng = np.random.default_rng(cfg.seed)
     if resume and ckpt.is_file():
-        st = torch.load(ckpt, map_location="cpu", weights_only=False)
+        st = load_tensors(ckpt, what="learned-kernel training checkpoint", fix=CHECKPOINT_FIX)
         if _same_run(st.get("config"), cfg_dict):
-            model.load_state_dict(st["model"])
-            opt.load_state_dict(st["opt"])
-            rng.bit_generator.state = st["rng"]
-            torch.set_rng_state(st["torch_rng"])
-            step, history, t_train, runs = st["step"], st["history"], st["t_train"], st.get("runs", [])
-            pretrain_end = st.get("pretrain_end", pretrain_end)
+            try:
+                model.load_state_dict(st["model"])
+                opt.load_state_dict(st["opt"])
+                rng.bit_generator.state = st["rng"]
+                torch.set_rng_state(st["torch_rng"])
+                step, history, t_train = int(st["step"]), list(st["history"]), float(st["t_train"])
+                runs, pretrain_end = list(st.get("runs", [])), int(st.get("pretrain_end", pretrain_end))
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as e:
+                raise InputError(f"checkpoint does not fit this model ({describe_error(e)})", ckpt,
+                                 CHECKPOINT_FIX) from None
             log(f"resumed from {ckpt} at step {step}")
         else:
             log(f"checkpoint {ckpt} is from another config; starting fresh")
@@ -261,9 +271,10 @@ def _train(config: str | os.PathLike | dict | TrainConfig | None = None, resume:
     def save_ckpt() -> None:
         ckpt.parent.mkdir(parents=True, exist_ok=True)
         tmp = ckpt.with_suffix(".tmp")
-        torch.save({"config": cfg_dict, "model": model.state_dict(), "opt": opt.state_dict(),
-                    "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "step": step,
-                    "history": history, "t_train": t_train, "runs": runs, "pretrain_end": pretrain_end}, tmp)
+        torch.save(to_plain({"config": cfg_dict, "model": model.state_dict(), "opt": opt.state_dict(),
+                             "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "step": step,
+                             "history": history, "t_train": t_train, "runs": runs,
+                             "pretrain_end": pretrain_end}), tmp)
         os.replace(tmp, ckpt)
 
     interrupted = False
@@ -321,9 +332,9 @@ def _train(config: str | os.PathLike | dict | TrainConfig | None = None, resume:
              if any(k in h for h in tail)}
     model.meta = {"command": command or f"recon train kernel --config {src or '<defaults>'}", "config": cfg_dict,
                   "seed": cfg.seed, "steps": step, "runs": runs, "train_minutes": round(t_train / 60, 2),
-                  "data_minutes": round(t_data / 60, 2), "device": str(device), "torch": torch.__version__,
-                  "pretrain_steps": pretrain_end, "shapes": [s.name for s in shapes], "train_meshes": list(cfg.data.meshes),
-                  "final_losses_mean_last_50": final}
+                  "data_minutes": round(t_data / 60, 2), "device": str(device), "torch": str(torch.__version__),
+                  "pretrain_steps": pretrain_end, "shapes": [s.name for s in shapes],
+                  "train_meshes": list(cfg.data.meshes), "final_losses_mean_last_50": final}
     model.save(out)
     record = dict(model.meta)
     out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
