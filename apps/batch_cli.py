@@ -37,18 +37,21 @@ def batch(inputs: list[str], output: str | None = None, job: str | None = None, 
         options: BatchConfig fields given on the command line (None = not given).
     """
     from recon.tiling.config import BatchConfig, load_job
+    from recon.tiling.options import check_options
     from recon.tiling.runner import run_batch
 
     data: dict[str, Any] = {}
     if len(inputs) == 1 and Path(inputs[0]).suffix.lower() in (".yaml", ".yml"):
         job, inputs = inputs[0], []
     if job:
-        data.update(load_job(job))
+        data.update(load_job(job))  # types and ranges checked, errors name the file and key
+    flags = {k: v for k, v in options.items() if v is not None}
+    check_options(flags, cli=True)  # errors name the flag
     if inputs:
         data["inputs"] = list(inputs)
     if output:
         data["output"] = output
-    data.update({k: v for k, v in options.items() if v is not None})
+    data.update(flags)
     if not data.get("inputs"):
         raise ConfigError("no input given", None, "pass point cloud files, a folder, or a job .yaml")
     if not data.get("output"):
@@ -72,8 +75,11 @@ def batch(inputs: list[str], output: str | None = None, job: str | None = None, 
         if live is not None:
             live.refresh(force=True)
     except KeyboardInterrupt:
-        console.print("[bold red]interrupted[/bold red]: finished tiles are kept; run again with --resume",
-                      highlight=False)
+        if (Path(cfg.output).expanduser() / "manifest.sqlite").exists():
+            console.print("[bold red]interrupted[/bold red]: finished tiles are kept; run again with --resume",
+                          highlight=False)
+        else:
+            console.print("[bold red]interrupted[/bold red]: nothing was written", highlight=False)
         return 130
     if json_out:
         print(json.dumps(summary.to_dict(), indent=1, default=str))
@@ -159,14 +165,14 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress output"),
     ) -> None:
         """Generate a city-like airborne LiDAR scene (terrain, buildings, trees, scanner noise), streamed."""
-        from recon.tiling.synth_scene import SceneSpec, parse_count, write_scene
+        from recon.io.outputs import check_output_file
+        from recon.tiling.synth_scene import SceneSpec, check_disk_space, parse_count, scene_format, write_scene
 
-        n = parse_count(points)
-        if not density > 0:
-            raise ConfigError(f"--density must be positive, got {density}", None, "e.g. --density 12")
-        if noise < 0 or not 0 <= outliers < 1:
-            raise ConfigError("--noise must be >= 0 and --outliers in [0, 1)", None, "e.g. --noise 0.03 --outliers 0.0005")
-        spec = SceneSpec(n, seed=seed, density=density, noise=noise, outliers=outliers)
+        spec = SceneSpec(parse_count(points), seed=seed, density=density, noise=noise, outliers=outliers)
+        scene_format(output)
+        check_output_file(output, option="-o")
+        check_disk_space(output, spec, normals)
+        n = spec.points
         console = _console()
         if quiet:
             info = write_scene(output, spec, normals=normals)

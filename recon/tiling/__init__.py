@@ -6,13 +6,18 @@ Modules, one job each:
 * :mod:`~recon.tiling.streams`     LAS/LAZ (laspy chunks), binary PLY / NPY (memmap), folders -> pieces, chunks
 * :mod:`~recon.tiling.lattice`     the global tile lattice (voxel-aligned tile, blend and shard boxes)
 * :mod:`~recon.tiling.plan`        pass 1: counts per grid cell -> voxel size and tile size
+* :mod:`~recon.tiling.cloudcheck`  the reconstruct input rules (count, identical, collinear) on streamed moments
 * :mod:`~recon.tiling.shards`      pass 2: every point into the shards of its tile (+ margins), on disk
 * :mod:`~recon.tiling.fieldio`     kernel fields saved / loaded (cropped) as .npz
 * :mod:`~recon.tiling.job`         the tile tasks: fit a field (phase 1), mesh the core from blended fields (phase 2)
 * :mod:`~recon.tiling.stitch`      streamed merge of tile meshes, exact welding of border vertices, seam checks
 * :mod:`~recon.tiling.manifest`    the SQLite manifest (plan, pieces, tiles, attempts, events)
-* :mod:`~recon.tiling.runner`      the Dask driver (LocalCluster or an existing scheduler), retries, resume
+* :mod:`~recon.tiling.jobfolder`   the job folder: checked before work, created once the input is good, its layout
+* :mod:`~recon.tiling.cluster`     the Dask cluster (LocalCluster sized to the machine, or an existing scheduler)
+* :mod:`~recon.tiling.scheduler`   tile fits and meshes on Dask, retries, resume
+* :mod:`~recon.tiling.runner`      the driver: checks, pass 1, pass 2, tiles, stitching
 * :mod:`~recon.tiling.config`      :class:`BatchConfig` (CLI flags and job YAML)
+* :mod:`~recon.tiling.options`     types and ranges of every batch option
 * :mod:`~recon.tiling.synth_scene` a generated city-like LiDAR scene, written in chunks
 
 Why seams close exactly: all tiles share one voxel size and one lattice origin, and tile borders lie

@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from recon.errors import ConfigError
+from recon.tiling.options import KERNEL_RULES, MIN_WORKER_MEMORY, check_options, parse_memory
 
 ORIENTS = ("up", "mst")
+TILE_SHAPES = ("auto", "column", "cube")
 #: Kernel options a batch job may set (the rest are fixed: no MISE, no chunking, CPU).
-KERNEL_KEYS = ("detail", "min_resolution", "depth", "adaptive_depth", "dilate_from", "solver_tol", "solver_max_iter",
-               "preconditioner", "upsample", "trim_distance", "pos_weight", "normal_weight", "reg_weight",
-               "normal_min_norm", "max_voxels")
+KERNEL_KEYS = tuple(KERNEL_RULES)
+MAX_JOB_FILE_BYTES = 1 << 20
+"""A job file is a few dozen lines; anything bigger is not one (and is not parsed)."""
 
 
 @dataclass
@@ -76,48 +78,27 @@ class BatchConfig:
 
     def __post_init__(self) -> None:
         if isinstance(self.inputs, (str, os.PathLike)):
-            self.inputs = [str(self.inputs)]
+            self.inputs = [self.inputs]
+        check_options({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
         self.inputs = [str(p) for p in self.inputs]
         self.output = str(self.output)
+        self.faults = dict(self.faults or {})
         if self.backend != "kernel":
             raise ConfigError(f"backend '{self.backend}' cannot run in batch mode", None,
                               "use --backend kernel (its fields blend exactly across tiles)")
-        for name in ("tile_size", "overlap", "voxel_size"):
-            v = getattr(self, name)
-            if v is not None and not float(v) > 0:
-                raise ConfigError(f"{name} must be positive, got {v}", None,
-                                  f"give a positive {name} or leave it unset")
-        if self.workers < 1 and self.scheduler is None:
-            raise ConfigError(f"workers must be at least 1, got {self.workers}", None, "use --workers 1 or more")
-        if self.retries < 0:
-            raise ConfigError("retries must be >= 0", None, "use --retries 2")
         if self.orient not in ORIENTS:
             raise ConfigError(f"unknown orientation '{self.orient}'", None, f"use one of: {', '.join(ORIENTS)}")
-        if self.tile_shape not in ("auto", "column", "cube"):
+        if self.tile_shape not in TILE_SHAPES:
             raise ConfigError(f"unknown tile shape '{self.tile_shape}'", None, "use auto, column or cube")
-        if not 0.0 <= self.detail <= 1.0:
-            raise ConfigError(f"detail must be in [0, 1], got {self.detail}", None, "use --detail 0.6")
-        if not 1 <= self.depth <= 8:
-            raise ConfigError(f"depth must be in 1..8, got {self.depth}", None, "use --depth 4")
-        if not 0.0 <= self.preview_ratio <= 1.0:
-            raise ConfigError("preview_ratio must be in [0, 1]", None, "use 0.05")
-        if self.piece_points < 1000 or self.chunk_points < 1000:
-            raise ConfigError("piece_points and chunk_points must be at least 1000", None, "use the defaults")
-        if self.max_tile_points is not None and self.max_tile_points < 1000:
-            raise ConfigError(f"max_tile_points too small: {self.max_tile_points}", None, "use at least 1000")
-        bad = set(self.kernel) - set(KERNEL_KEYS)
-        if bad:
-            raise ConfigError(f"unknown kernel option(s) {', '.join(sorted(bad))}", None,
-                              f"use some of: {', '.join(KERNEL_KEYS)}")
-        self.memory_bytes()  # validates the text
+        if self.processes and self.scheduler is None and self.memory_bytes() < MIN_WORKER_MEMORY:
+            raise ConfigError(f"memory limit {self.memory_limit} is too small for a worker process (its libraries "
+                              "alone take about 0.45 GB)", None, "use --memory-limit 2GB")
 
     def memory_bytes(self) -> int:
         """``memory_limit`` in bytes."""
-        from dask.utils import parse_bytes
-
         try:
-            return int(parse_bytes(str(self.memory_limit)))
-        except (ValueError, TypeError):
+            return parse_memory(self.memory_limit)
+        except ValueError:
             raise ConfigError(f"cannot read memory limit '{self.memory_limit}'", None,
                               "write it like 2GB or 1500MiB") from None
 
@@ -146,24 +127,35 @@ class BatchConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict, source: str | None = None) -> "BatchConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        bad = set(data) - names
-        if bad:
-            raise ConfigError(f"unknown batch option(s) {', '.join(sorted(bad))}", source,
-                              f"use some of: {', '.join(sorted(names))}")
-        try:
-            return cls(**data)
-        except TypeError as exc:
-            raise ConfigError(f"invalid batch options ({exc})", source, "check the option types") from None
+    def from_dict(cls, data: dict, source: str | os.PathLike | None = None) -> "BatchConfig":
+        """A config from option names and values (a job file's, merged with flags).
+
+        Raises:
+            ConfigError: an unknown option, or a value of the wrong type or range (naming ``source``).
+        """
+        _check_known(data, source)
+        check_options(data, source)
+        return cls(**data)
+
+
+def _check_known(data: dict, source: str | os.PathLike | None) -> None:
+    """Refuse keys that are not :class:`BatchConfig` fields (YAML keys may be numbers too)."""
+    names = {f.name for f in dataclasses.fields(BatchConfig)}
+    bad = sorted(str(k) for k in data if k not in names)
+    if bad:
+        raise ConfigError(f"unknown batch option(s) {', '.join(bad)}", source,
+                          f"use some of: {', '.join(sorted(names))}")
 
 
 def load_job(path: str | os.PathLike) -> dict:
     """Read a job YAML file into a dict of :class:`BatchConfig` fields (relative paths are
     resolved against the file's folder).
 
+    Every key must be a known option with a value of the right type and range; the error names
+    the file and the key.
+
     Raises:
-        ConfigError: unreadable file or not a mapping.
+        ConfigError: missing, oversized or unreadable file, not a mapping, or a bad option.
     """
     import yaml
 
@@ -171,11 +163,19 @@ def load_job(path: str | os.PathLike) -> dict:
     if not p.is_file():
         raise ConfigError("job file not found", p, "check the path")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read job file ({str(exc).splitlines()[0]})", p, "fix the YAML syntax") from None
+        size = p.stat().st_size
+        if size > MAX_JOB_FILE_BYTES:
+            raise ConfigError(f"job file is {size:,} bytes, too big for a job file", p,
+                              "a job file holds a few options; see configs/batch.yaml")
+        data = yaml.safe_load(p.read_bytes()) or {}
+    except (OSError, yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
+        text = "nested too deeply" if isinstance(exc, RecursionError) else (
+            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        raise ConfigError(f"cannot read job file ({text})", p, "fix the YAML syntax") from None
     if not isinstance(data, dict):
         raise ConfigError("job file must be a mapping of options", p, "see configs/batch.yaml")
+    _check_known(data, p)
+    check_options(data, p)
     base = p.resolve().parent
 
     def resolve(x: Any) -> str:
@@ -184,7 +184,7 @@ def load_job(path: str | os.PathLike) -> dict:
 
     if "inputs" in data:
         ins = data["inputs"]
-        data["inputs"] = [resolve(x) for x in ([ins] if isinstance(ins, str) else ins)]
+        data["inputs"] = [resolve(x) for x in ([ins] if isinstance(ins, (str, os.PathLike)) else ins)]
     if data.get("output"):
         data["output"] = resolve(data["output"])
     return data

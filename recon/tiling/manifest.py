@@ -12,6 +12,11 @@ Tables:
 
 Every change is committed at once (WAL journal), so a killed run leaves a consistent manifest:
 a tile is "done" only once its output file has been renamed into place.
+
+``field_path`` and ``mesh_path`` are stored relative to the job folder (``tiles/0_0_0.ply``), for
+reading only: the driver locates every file from the current job folder and the tile id, so a moved
+or copied job folder resumes from its own files (older manifests stored absolute paths; those are
+not followed either).
 """
 
 from __future__ import annotations

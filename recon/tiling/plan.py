@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from recon.errors import ConfigError, InputError
+from recon.tiling.cloudcheck import Moments
 from recon.tiling.lattice import Lattice, unique_rows
 from recon.tiling.streams import Piece, iter_chunks
 
@@ -29,6 +30,10 @@ MAX_PIECE_CELLS = 300_000
 MAX_GRID_CELLS = 2_000_000
 """The merged count grid is coarsened until it has at most this many occupied cells."""
 _TARGET_CELLS_PER_AXIS = 512
+MAX_AXIS_VOXELS = 2 ** 31
+"""Most finest voxels across the scene, a tile or the overlap (lattice indices stay far inside int64)."""
+MAX_TILES = 100_000
+"""Most tiles a job may have (each is a task, a manifest row and a folder of files)."""
 
 
 @dataclass
@@ -43,6 +48,7 @@ class PieceStats:
         level: grid exponent k (cell G = 2**k world units).
         cells: (C, 3) int64 occupied cells floor(xyz / G).
         counts: (C,) int64 points per cell.
+        moments: mean and scatter of the finite points (for the collinearity check).
     """
 
     piece: int
@@ -53,6 +59,7 @@ class PieceStats:
     level: int
     cells: np.ndarray
     counts: np.ndarray
+    moments: Moments = field(default_factory=Moments)
 
 
 def _aggregate(cells: np.ndarray, counts: np.ndarray, shift: int) -> tuple[np.ndarray, np.ndarray]:
@@ -72,11 +79,13 @@ def count_piece(piece: Piece, chunk_points: int = 1_000_000) -> PieceStats:
     level: int | None = None
     cells = np.zeros((0, 3), np.int64)
     counts = np.zeros(0, np.int64)
+    moments = Moments()
     for ch in iter_chunks(piece, chunk_points):
         dropped += ch.dropped
         if len(ch.xyz) == 0:
             continue
         n += len(ch.xyz)
+        moments = moments.merged(Moments.of(ch.xyz))
         lo = np.minimum(lo, ch.xyz.min(0))
         hi = np.maximum(hi, ch.xyz.max(0))
         if level is None:  # the first chunk fixes the finest grid of this piece
@@ -87,7 +96,7 @@ def count_piece(piece: Piece, chunk_points: int = 1_000_000) -> PieceStats:
         while len(cells) > MAX_PIECE_CELLS:
             cells, counts = _aggregate(cells, counts, 1)
             level += 1
-    return PieceStats(piece.index, n, dropped, lo, hi, 0 if level is None else level, cells, counts)
+    return PieceStats(piece.index, n, dropped, lo, hi, 0 if level is None else level, cells, counts, moments)
 
 
 @dataclass
@@ -101,6 +110,7 @@ class CountGrid:
     level: int | None = None
     cells: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.int64))
     counts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    moments: Moments = field(default_factory=Moments)
 
     @property
     def cell(self) -> float:
@@ -113,6 +123,7 @@ class CountGrid:
         self.dropped += s.dropped
         self.lo = np.minimum(self.lo, s.lo)
         self.hi = np.maximum(self.hi, s.hi)
+        self.moments = self.moments.merged(s.moments)
         if s.points == 0:
             return
         cells, counts, level = s.cells, s.counts, s.level
@@ -131,7 +142,8 @@ class CountGrid:
 
     def to_dict(self) -> dict:
         return {"points": int(self.points), "dropped": int(self.dropped), "lo": self.lo.tolist(),
-                "hi": self.hi.tolist(), "cell": self.cell, "occupied_cells": int(len(self.cells))}
+                "hi": self.hi.tolist(), "cell": self.cell, "occupied_cells": int(len(self.cells)),
+                "spread": self.moments.singular_values().tolist()}
 
 
 def voxel_size_from_counts(grid: CountGrid, detail: float) -> float:
@@ -233,6 +245,13 @@ def make_lattice(grid: CountGrid, *, depth: int, voxel_size: float | None, detai
         notes["voxel_rule"] = "given"
     if not (h > 0 and math.isfinite(h)):
         raise InputError("all points coincide: nothing to reconstruct", None, "check the input")
+    extent = float(np.max(grid.hi - grid.lo))
+    if extent / h > MAX_AXIS_VOXELS:
+        raise ConfigError(f"voxel size {h:g} is too small for a scene {extent:g} wide ({extent / h:.3g} voxels across)",
+                          None, f"use a larger --voxel-size (at least {extent / MAX_AXIS_VOXELS:.3g})")
+    if overlap is not None and overlap / h > MAX_AXIS_VOXELS / 8:
+        raise ConfigError(f"overlap {overlap:g} is {overlap / h:.3g} voxels wide", None,
+                          "use an --overlap of a few voxels (default: 4)")
     coarse_vox = 2 ** (depth - 1)
     a = h * coarse_vox
     margin_vox = 4 if overlap is None else max(1, int(math.ceil(overlap / h - 1e-9)))
@@ -255,6 +274,9 @@ def make_lattice(grid: CountGrid, *, depth: int, voxel_size: float | None, detai
         return bool(load.size == 0 or load.max() <= max_tile_points)
 
     if tile_size is not None:
+        if tile_size / h > MAX_AXIS_VOXELS:
+            raise ConfigError(f"tile size {tile_size:g} is {tile_size / h:.3g} voxels wide", None,
+                              f"use a --tile-size near the scene's size ({extent:.4g}) or smaller")
         n = int(round(tile_size / a))
         if n < n_min:
             raise ConfigError(f"tile size {tile_size:g} is too small for an overlap of {margin_vox * h:g}", None,
@@ -276,6 +298,13 @@ def make_lattice(grid: CountGrid, *, depth: int, voxel_size: float | None, detai
             n = good
     lat = lattice(n, column)
     load = shard_load(grid, lat)
+    # tiles smaller than a count-grid cell: a surface through a cell meets about (G / T)^2 of them
+    ratios = np.sort(np.maximum(1.0, grid.cell / lat.tile_edge))
+    tiles = max(float(load.size), len(grid.cells) * float(ratios[-1] * ratios[-2]))
+    if tiles > MAX_TILES:
+        raise ConfigError(f"tiles {lat.tile_edge[0]:.4g} wide cut the scene into about {tiles:,.0f} tiles "
+                          f"(at most {MAX_TILES:,})", None,
+                          "use a larger --tile-size, --voxel-size or --max-tile-points")
     notes.update(voxel_size=h, tile_edge=[float(v) for v in lat.tile_edge], margin=lat.margin,
                  shape="column" if column else "cube", estimated_tiles=int(load.size),
                  largest_shard_estimate=int(load.max()) if load.size else 0, max_tile_points=int(max_tile_points))

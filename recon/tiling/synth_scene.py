@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -33,6 +34,15 @@ import numpy as np
 from recon.errors import ConfigError
 
 DEFAULT_OFFSET = (636000.0, 850000.0, 100.0)
+MAX_POINTS = 2_000_000_000
+"""Most points a scene may have (LAS 1.2 counts points in 32 bits; hours of generation already)."""
+DENSITY_RANGE = (0.01, 10_000.0)
+"""Points per square metre: below, blocks of a few points each (millions of them); above, a toy."""
+MAX_NOISE = 10.0
+MAX_SEED = 2 ** 63 - 1
+#: bytes per point written, per format and normals (LAZ: a low estimate of the compressed size)
+_BYTES_PER_POINT = {(".las", True): 46, (".las", False): 34, (".laz", True): 8, (".laz", False): 6,
+                    (".ply", True): 37, (".ply", False): 25, (".npy", True): 48, (".npy", False): 24}
 FLIGHT_SPACING = 160.0
 FLIGHT_HEIGHT = 600.0
 GROUND, VEGETATION, BUILDING, NOISE = 2, 5, 6, 7
@@ -60,6 +70,29 @@ class SceneSpec:
     noise: float = 0.03
     outliers: float = 0.0005
 
+    def __post_init__(self) -> None:
+        lo, hi = DENSITY_RANGE
+        checks = (
+            (_whole(self.points) and 1 <= self.points <= MAX_POINTS,
+             f"points must be between 1 and {MAX_POINTS:,}, got {_short(self.points)}", "e.g. --points 1M"),
+            (_whole(self.seed) and 0 <= self.seed <= MAX_SEED,
+             f"seed must be a whole number between 0 and 2**63 - 1, got {_short(self.seed)}", "e.g. --seed 0"),
+            (_number(self.density) and lo <= self.density <= hi,
+             f"density must be between {lo:g} and {hi:,g} points per square metre, got {_short(self.density)}",
+             "e.g. --density 12"),
+            (_number(self.noise) and 0 <= self.noise <= MAX_NOISE,
+             f"noise must be between 0 and {MAX_NOISE:g} metres, got {_short(self.noise)}", "e.g. --noise 0.03"),
+            (_number(self.outliers) and 0 <= self.outliers < 1,
+             f"outliers must be a fraction in [0, 1), got {_short(self.outliers)}", "e.g. --outliers 0.0005"),
+            (_number(self.block) and 1 <= self.block <= 10_000,
+             f"block must be 1..10000 metres, got {_short(self.block)}", "use the default 60"),
+            (len(self.offset) == 3 and all(_number(v) and abs(v) < 1e9 for v in self.offset),
+             f"offset must be three finite coordinates, got {_short(self.offset)}", "use the default"),
+        )
+        for ok, problem, fix in checks:
+            if not ok:
+                raise ConfigError(problem, None, fix)
+
     @property
     def side(self) -> float:
         """Scene edge, metres (a whole number of blocks)."""
@@ -72,6 +105,51 @@ class SceneSpec:
     @property
     def block_edge(self) -> float:
         return math.sqrt(self.points / self.density) / self.blocks_per_side
+
+
+def _short(v: object) -> str:
+    text = repr(v)
+    return text if len(text) <= 30 else text[:27] + "..."
+
+
+def _whole(v: object) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _number(v: object) -> bool:
+    """A finite int or float (not a bool)."""
+    return _whole(v) or (isinstance(v, (float, np.floating)) and math.isfinite(v))
+
+
+def scene_format(path: str | os.PathLike) -> str:
+    """The file format of ``path`` by its extension: ".las", ".laz", ".ply" or ".npy".
+
+    Raises:
+        ConfigError: another extension.
+    """
+    ext = Path(path).suffix.lower()
+    if ext not in (".las", ".laz", ".ply", ".npy"):
+        raise ConfigError(f"cannot write a scene as '{ext or '(no extension)'}'", path,
+                          "name the output .laz, .las, .ply or .npy")
+    return ext
+
+
+def check_disk_space(path: str | os.PathLike, spec: "SceneSpec", normals: bool = True) -> int:
+    """Refuse a scene whose file would not fit in its folder's free space; returns the estimated bytes.
+
+    Raises:
+        ConfigError: the estimate exceeds the free space.
+    """
+    p = Path(path)
+    need = spec.points * _BYTES_PER_POINT[(scene_format(p), bool(normals))]
+    try:
+        free = shutil.disk_usage(p.parent if str(p.parent) else ".").free
+    except OSError:
+        return need  # the write itself will report the problem
+    if need > free:
+        raise ConfigError(f"the scene needs about {need / 1e9:.3g} GB but only {free / 1e9:.3g} GB are free", p,
+                          "free some space, write elsewhere or ask for fewer --points")
+    return need
 
 
 def terrain_height(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -291,12 +369,8 @@ def write_scene(path: str | os.PathLike, spec: SceneSpec, *, normals: bool = Tru
     from recon.io.atomic import atomic_write
 
     p = Path(path)
-    ext = p.suffix.lower()
-    if ext not in (".las", ".laz", ".ply", ".npy"):
-        raise ConfigError(f"cannot write a scene as '{ext or '(no extension)'}'", p,
-                          "name the output .laz, .las, .ply or .npy")
-    if spec.points < 1:
-        raise ConfigError(f"points must be positive, got {spec.points}", None, "e.g. --points 1M")
+    ext = scene_format(p)
+    check_disk_space(p, spec, normals)
     lo, hi = np.full(3, np.inf), np.full(3, -np.inf)
     done = 0
     with atomic_write(p) as tmp:
@@ -398,9 +472,9 @@ def parse_count(text: str | int) -> int:
     t = str(text).strip().lower().replace("_", "").replace(",", "")
     mult = {"k": 1_000, "m": 1_000_000, "g": 1_000_000_000}.get(t[-1:], 1)
     try:
-        value = float(t[:-1] if t[-1:] in "kmg" else t) * mult
+        value = float(t[:-1] if t and t[-1] in "kmg" else t) * mult
     except ValueError:
-        value = -1
-    if not (value >= 1 and value == int(value)):
+        value = -1.0
+    if not (math.isfinite(value) and value >= 1 and value == int(value)):
         raise ConfigError(f"'{text}' is not a point count", None, "write it like 20M, 300k or 2000000")
     return int(value)
