@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from recon.errors import ConfigError, ReconError
 from recon.io.outputs import check_output_file, check_writable_folder, is_inside, same_file
@@ -419,7 +420,7 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(code, int) and code != 0:
             sys.exit(code)
     except ReconError as e:
-        console.print(f"[bold red]error:[/bold red] {e.one_line()}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/bold red] {escape(e.one_line())}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         console.print("[bold red]interrupted[/bold red]: no output was written", highlight=False)
@@ -437,7 +438,7 @@ def main(argv: list[str] | None = None) -> None:
                 sys.exit(2)
             ctx = getattr(e, "ctx", None)
             hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-            console.print(f"[bold red]error:[/bold red] {msg}{hint}", highlight=False, soft_wrap=True)
+            console.print(f"[bold red]error:[/bold red] {escape(msg + hint)}", highlight=False, soft_wrap=True)
             sys.exit(2)
         raise
 
