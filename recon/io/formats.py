@@ -177,7 +177,7 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
     cloud, details = read_any(path)
     pts = cloud.points
     finite = np.all(np.isfinite(pts), axis=1)
-    good = pts[finite]
+    good = pts if finite.all() else pts[finite]  # no copy of a clean cloud
     is_mesh = "mesh_faces" in details
     out: dict[str, Any] = {
         "path": os.fspath(path),

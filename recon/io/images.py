@@ -6,6 +6,9 @@ K is scaled with the image (pixel centres stay at +0.5, so ``u' = u * new_w / w`
 
 Masks: a mask file with an alpha channel gives its alpha, any other its grey level; a mask path
 equal to the image path means "the image's own alpha" (RGBA photos, NeRF-synthetic).
+
+Image headers are checked before decoding (decompression bombs are refused):
+:mod:`recon.io.image_files`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 
 from recon.errors import InputError
 from recon.io.cameras.distortion import is_distorted, undistort_image
+from recon.io.image_files import open_image
 from recon.types import Cameras, Views
 
 _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
@@ -23,16 +27,8 @@ _WIDE_GREY = {"I;16", "I;16B", "I;16L", "I"}
 
 
 def _open(path: str | os.PathLike):
-    from PIL import Image
-
-    try:
-        im = Image.open(path)
-        im.load()
-        return im
-    except FileNotFoundError as exc:
-        raise InputError("missing image", path, "check the file exists") from exc
-    except Exception as exc:  # noqa: BLE001 - Pillow raises several types
-        raise InputError(f"cannot read image ({type(exc).__name__}: {exc})", path, "check the file is a valid image") from exc
+    """The decoded image (header checked first: :func:`recon.io.image_files.open_image`)."""
+    return open_image(path)
 
 
 def _alpha(im) -> bool:

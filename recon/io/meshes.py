@@ -1,8 +1,10 @@
 """Mesh reading (trimesh plus our PLY reader), surface sampling and the writers.
 
 * PLY meshes go through :mod:`recon.io.ply` (so ``tristrips`` and polygon faces work);
-  every other format through trimesh. Scenes and multi-body files are concatenated into
-  one mesh (node transforms applied). STL vertices, stored once per triangle, are merged.
+  every other format through trimesh, geometry only (materials and textures are skipped, so no
+  texture is decoded and no file named inside the mesh is opened). Scenes and multi-body
+  files are concatenated into one mesh (node transforms applied). STL vertices, stored once
+  per triangle, are merged.
 * mesh inputs can be turned into area-weighted, seeded samples with face normals
   (:func:`recon.ops.sampling.sample_surface`).
 * :func:`save_mesh` / :func:`save_point_cloud` write through :func:`atomic_write`; PLY is
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,7 @@ import numpy as np
 
 from recon.errors import EmptyResultError, InputError
 from recon.io import ply as plymod
-from recon.io._common import check_readable, guarded
+from recon.io._common import check_readable, guarded, quiet_logger
 from recon.io.atomic import atomic_write
 from recon.ops.sampling import sample_surface
 from recon.types import Mesh, PointCloud
@@ -43,13 +46,19 @@ def _read_trimesh(path: Path) -> Any:
     ext = _ext(path)
 
     def load() -> Any:
-        obj = trimesh.load(str(path), file_type=_TRIMESH_TYPES[ext], force="mesh", process=False)
+        # only geometry (and vertex colours) is used: skipping materials means no texture is decoded and
+        # no material file named inside the mesh is opened; warnings (an odd file) must not reach stderr
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            obj = trimesh.load(str(path), file_type=_TRIMESH_TYPES[ext], force="mesh", process=False,
+                               skip_materials=True)
         if isinstance(obj, list):  # very old trimesh returned lists for multi-body STL
             obj = trimesh.util.concatenate(obj)
         return obj
 
     fix = f"check the file opens in a mesh viewer; re-export it as binary PLY or {ext.upper().lstrip('.')}"
-    return guarded(path, f"cannot read {ext.lstrip('.').upper()} mesh", fix, load)
+    with quiet_logger("trimesh"):
+        return guarded(path, f"cannot read {ext.lstrip('.').upper()} mesh", fix, load)
 
 
 def read_mesh_any(path: str | os.PathLike) -> tuple[Mesh, dict[str, Any]]:

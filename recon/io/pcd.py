@@ -7,6 +7,11 @@ Every other field (``intensity``, ``curvature``, ``label`` ...) is kept in ``att
 here; :func:`recon.io.validate.validate_point_cloud` drops them with a count. For an
 organised cloud the ``VIEWPOINT`` translation is the camera position, so it is stored as
 every point's sensor origin; unorganised (segmented) clouds get no sensors.
+
+Sizes are checked before anything is allocated: ``POINTS`` times the record size (the sum of
+``SIZE * COUNT``) must fit in the body (binary), every value needs at least two characters
+(ASCII), and the LZF block of ``binary_compressed`` must declare exactly that many bytes, within
+:func:`recon.io._common.check_decoded_size` and LZF's own 88x bound.
 """
 
 from __future__ import annotations
@@ -19,12 +24,15 @@ import numpy as np
 
 from recon.errors import InputError
 from recon.io import lzf
-from recon.io._common import read_bytes
+from recon.io._common import check_decoded_size, check_fits, read_bytes
 from recon.types import PointCloud
 
 _FIX = "re-save the cloud with PCL (pcl::io::savePCDFile) or export it as PLY"
 _KEYS = ("VERSION", "FIELDS", "SIZE", "TYPE", "COUNT", "WIDTH", "HEIGHT", "VIEWPOINT", "POINTS", "DATA")
 _MAX_HEADER_LINES = 64
+_MAX_FIELDS = 4096
+#: Largest point record (sum of SIZE * COUNT) accepted, in bytes; PCL's largest types are a few KB.
+_MAX_RECORD = 1 << 24
 
 
 @dataclass
@@ -43,6 +51,16 @@ class PcdHeader:
 
     def dtypes(self) -> list[np.dtype]:
         return [np.dtype(f"<{'f' if t == 'F' else t.lower()}{s}") for t, s in zip(self.types, self.sizes)]
+
+    @property
+    def record_bytes(self) -> int:
+        """Bytes per point in a binary body (sum of SIZE * COUNT)."""
+        return sum(s * c for s, c in zip(self.sizes, self.counts))
+
+    @property
+    def columns(self) -> int:
+        """Values per point in an ASCII body (sum of COUNT)."""
+        return sum(self.counts)
 
 
 def _err(path: str | os.PathLike, problem: str) -> InputError:
@@ -87,6 +105,8 @@ def parse_header(data: bytes, path: str | os.PathLike) -> PcdHeader:
         if not values:
             raise _err(path, f"corrupt PCD header: {key} has no value")
     fields = entries["FIELDS"]
+    if len(fields) > _MAX_FIELDS:
+        raise _err(path, f"corrupt PCD header: {len(fields)} fields (at most {_MAX_FIELDS})")
     sizes = _ints(entries["SIZE"], "SIZE", path)
     types = [t.upper() for t in entries["TYPE"]]
     counts = _ints(entries.get("COUNT", ["1"] * len(fields)), "COUNT", path)
@@ -94,6 +114,8 @@ def parse_header(data: bytes, path: str | os.PathLike) -> PcdHeader:
         raise _err(path, "corrupt PCD header: COUNT values must be at least 1")
     if not (len(fields) == len(sizes) == len(types) == len(counts)):
         raise _err(path, "corrupt PCD header: FIELDS, SIZE, TYPE and COUNT differ in length")
+    if sum(s * c for s, c in zip(sizes, counts)) > _MAX_RECORD:
+        raise _err(path, f"corrupt PCD header: COUNT {' '.join(map(str, counts))[:60]} makes one point over {_MAX_RECORD:,} bytes")
     for t, s in zip(types, sizes):
         if t not in ("F", "I", "U") or s not in (1, 2, 4, 8) or (t == "F" and s not in (4, 8)):
             raise _err(path, f"corrupt PCD header: unsupported TYPE {t} with SIZE {s}")
@@ -134,7 +156,9 @@ def _columns_from_matrix(h: PcdHeader, mat: np.ndarray, path: str | os.PathLike)
 
 
 def _read_ascii(data: bytes, h: PcdHeader, path: str | os.PathLike) -> dict[str, np.ndarray]:
-    ncol = sum(h.counts)
+    ncol = h.columns
+    # every value takes at least one character and one separator (the last one may lack it)
+    check_fits(path, "truncated ASCII PCD body", h.points * ncol, 2, len(data) - h.body_offset + 1, "values", _FIX)
     text = data[h.body_offset :].decode("latin-1")
     # PCL writes packed rgb in ASCII as the float's decimal value; parse everything as float64
     tokens = text.split()
@@ -155,10 +179,9 @@ def _struct_dtype(h: PcdHeader) -> np.dtype:
 
 
 def _read_binary(data: bytes, h: PcdHeader, path: str | os.PathLike) -> dict[str, np.ndarray]:
+    check_fits(path, "truncated binary PCD body", h.points, h.record_bytes, len(data) - h.body_offset,
+               f"points of {h.record_bytes:,} bytes", _FIX)
     dt = _struct_dtype(h)
-    need = h.points * dt.itemsize
-    if len(data) - h.body_offset < need:
-        raise _err(path, f"truncated binary PCD body: {len(data) - h.body_offset} bytes, expected {need}")
     rows = np.frombuffer(data, dtype=dt, count=h.points, offset=h.body_offset)
     return {name: (rows[f"f{i}"][:, 0] if c == 1 else rows[f"f{i}"]).copy() for i, (name, c) in enumerate(zip(h.fields, h.counts))}
 
@@ -168,17 +191,16 @@ def _read_compressed(data: bytes, h: PcdHeader, path: str | os.PathLike) -> dict
     if len(data) < off + 8:
         raise _err(path, "truncated binary_compressed PCD body (no size words)")
     csize, usize = (int(v) for v in np.frombuffer(data, "<u4", 2, off))
-    dt = _struct_dtype(h)
-    need = h.points * dt.itemsize
+    need = h.points * h.record_bytes
     if usize != need:
         raise _err(path, f"corrupt binary_compressed PCD: uncompressed size {usize}, header implies {need}")
     if len(data) < off + 8 + csize:
         raise _err(path, f"truncated binary_compressed PCD body: {len(data) - off - 8} of {csize} compressed bytes")
+    check_decoded_size(path, usize, csize, "binary_compressed PCD block", _FIX)
     try:
-        raw = lzf.decompress(data[off + 8 : off + 8 + csize], usize)
+        buf = lzf.decompress_array(memoryview(data)[off + 8 : off + 8 + csize], usize)
     except lzf.LZFError as exc:
         raise _err(path, f"corrupt binary_compressed PCD ({exc})") from None
-    buf = np.frombuffer(raw, dtype=np.uint8)
     out: dict[str, np.ndarray] = {}
     start = 0
     # column-major layout: all points' values of field 0, then field 1, ...

@@ -21,13 +21,13 @@ from __future__ import annotations
 import io
 import os
 import re
-import zipfile
 from typing import Any
 
 import numpy as np
 
 from recon.errors import InputError
 from recon.io._common import colors_to_unit, looks_like_rgb255, read_bytes
+from recon.io.numpy_files import read_npy_bytes, read_npz_bytes
 from recon.types import PointCloud
 
 _SEP = re.compile(r"[,;\t]")
@@ -118,13 +118,9 @@ def read_text(path: str | os.PathLike) -> tuple[PointCloud, dict[str, Any]]:
 
 
 def read_npy(path: str | os.PathLike) -> tuple[PointCloud, dict[str, Any]]:
-    """Read an (N, 3|4|6|7|9) ``.npy`` array (no pickles)."""
-    data = read_bytes(path)
-    try:
-        arr = np.load(io.BytesIO(data), allow_pickle=False)
-    except Exception as exc:  # noqa: BLE001 - numpy raises ValueError, EOFError, OSError ...
-        raise InputError(f"not a valid .npy file ({type(exc).__name__})", path, "save the array with numpy.save") from None
-    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "fiu":
+    """Read an (N, 3|4|6|7|9) ``.npy`` array (no pickles; header checked first, see :mod:`recon.io.numpy_files`)."""
+    arr = read_npy_bytes(read_bytes(path), path)
+    if arr.dtype.kind not in "fiu":
         raise InputError("the .npy array is not numeric", path, "save a float array of shape (N, 3), (N, 6) or (N, 9)")
     cloud, layout = columns_to_cloud(arr, path)
     return cloud, {"format": "npy", "shape": list(arr.shape), "dtype": str(arr.dtype), "layout": layout}
@@ -137,16 +133,10 @@ def read_npz(path: str | os.PathLike) -> tuple[PointCloud, dict[str, Any]]:
     """Read a ``.npz`` archive with ``points``/``xyz`` (N, 3) and optional ``normals``, ``colors``/``colours``.
 
     Other arrays of length N go to ``attrs``. A single array of another name is read as a
-    column array like ``.npy``.
+    column array like ``.npy``. Every member's header and size are checked before it is read
+    (:mod:`recon.io.numpy_files`).
     """
-    data = read_bytes(path)
-    try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, NotImplementedError, zipfile.LargeZipFile) as exc:
-        raise InputError(f"not a valid .npz file ({type(exc).__name__})", path, "save the arrays with numpy.savez") from None
-    except Exception as exc:  # noqa: BLE001 - zlib errors and friends on corrupt archives
-        raise InputError(f"corrupt .npz file ({type(exc).__name__})", path, "save the arrays with numpy.savez") from None
+    arrays = read_npz_bytes(read_bytes(path), path)
 
     def pick(role: str) -> tuple[str, np.ndarray] | None:
         for k in _NPZ_KEYS[role]:

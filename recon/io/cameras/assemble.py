@@ -2,10 +2,13 @@
 
 Every format reader ends in :func:`make_views`, so the rules are the same for all formats:
 
-* every pose needs its image (readers that may drop views, Middlebury, filter before);
+* every pose needs its image (readers that may drop views, Middlebury, filter before), and
+  images named by a pose file must stay inside the dataset folder (:mod:`recon.io.cameras.paths`);
 * all images must have the camera's size (sizes are read from the file headers only);
 * masks: ``mask_dir`` (matched by file stem) wins; otherwise images with an alpha channel are
   their own masks (``mask_paths[i] == image_paths[i]`` means "the alpha of the image");
+* every K and camera-to-world matrix must be finite and invertible (focal lengths and the
+  rotation's determinant not zero);
 * the optical axes must meet in front of the cameras.
 """
 
@@ -18,6 +21,8 @@ import numpy as np
 
 from recon.errors import InputError
 from recon.io.cameras.geometry import optical_axes_centre
+from recon.io.cameras.paths import confined, join_name
+from recon.io.image_files import open_image
 from recon.types import Cameras, Views
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".exr")
@@ -26,37 +31,38 @@ _ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 
 def image_size(path: Path) -> tuple[int, int]:
     """(width, height) from the image header (the pixels are not decoded)."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            return int(im.size[0]), int(im.size[1])
-    except Exception as exc:  # noqa: BLE001 - Pillow raises several types
-        raise InputError(f"cannot read image ({type(exc).__name__}: {exc})", path, "check the file is a valid image") from exc
+    with open_image(path, decode=False) as im:
+        return int(im.size[0]), int(im.size[1])
 
 
 def has_alpha(path: Path) -> bool:
     """True when the image carries an alpha channel (or palette transparency)."""
-    from PIL import Image
-
-    with Image.open(path) as im:
+    with open_image(path, decode=False) as im:
         return im.mode in _ALPHA_MODES or (im.mode == "P" and "transparency" in im.info)
 
 
-def resolve_image(base: Path, name: str, source: str | os.PathLike) -> Path:
+def resolve_image(base: Path, name: str, source: str | os.PathLike, root: Path | None = None) -> Path:
     """Find ``name`` under ``base``, trying the common image extensions when it has none.
 
+    Args:
+        base: the folder the name is relative to.
+        name: the image name from the pose file (untrusted).
+        source: the pose file, for messages.
+        root: the dataset folder the image must stay inside (default ``base``).
+
     Raises:
-        InputError: no such file (names the path that was expected and the pose file).
+        InputError: an absolute name, a name or symbolic link leading outside ``root``, or no
+            such file (names the path that was expected and the pose file).
     """
-    p = base / name
-    if p.is_file():
-        return p
+    root = base if root is None else root
+    p = join_name(base, name, root, source)
+    names = [name]
     if not p.suffix or p.suffix.lower() not in IMAGE_EXTENSIONS:
-        for ext in IMAGE_EXTENSIONS + tuple(e.upper() for e in IMAGE_EXTENSIONS):
-            q = p.with_name(p.name + ext)
-            if q.is_file():
-                return q
+        names += [name + ext for ext in IMAGE_EXTENSIONS + tuple(e.upper() for e in IMAGE_EXTENSIONS)]
+    for n in names:
+        q = join_name(base, n, root, source)
+        if q.is_file():
+            return confined(q, root, source)
     raise InputError(f"missing image {p} (listed in the pose file)", source,
                      "put the images next to the pose file or remove the view from it")
 
@@ -114,6 +120,32 @@ def match_masks(image_paths: list[Path], mask_dir: str | os.PathLike) -> list[st
     return out
 
 
+def check_matrices(cameras: Cameras, source: str | os.PathLike) -> None:
+    """Every K (C, 3, 3) and cam_to_world (C, 4, 4) must be finite, with non-zero focal lengths, an
+    image size of at least one pixel and a rotation part whose determinant is not (nearly) zero.
+
+    Raises:
+        InputError: names the first bad camera.
+    """
+    K = np.asarray(cameras.K, np.float64)
+    c2w = np.asarray(cameras.cam_to_world, np.float64)
+    if not (int(cameras.width) >= 1 and int(cameras.height) >= 1):
+        raise InputError(f"image size {cameras.width}x{cameras.height} is not positive", source, "fix the camera's width and height")
+    bad = ~np.all(np.isfinite(K.reshape(len(K), -1)), axis=1) | ~np.all(np.isfinite(c2w.reshape(len(c2w), -1)), axis=1)
+    if bad.any():
+        raise InputError(f"camera {int(np.argmax(bad))} has non-finite (NaN/Inf) parameters", source,
+                         "fix or remove that camera in the pose file")
+    flat = (K[:, 0, 0] == 0) | (K[:, 1, 1] == 0)
+    if flat.any():
+        raise InputError(f"camera {int(np.argmax(flat))} has a zero focal length", source, "fix its intrinsics")
+    rot = c2w[:, :3, :3]
+    scale = np.maximum(np.abs(rot).max(axis=(1, 2)), 1e-300) ** 3
+    singular = np.abs(np.linalg.det(rot)) <= 1e-9 * scale
+    if singular.any():
+        raise InputError(f"camera {int(np.argmax(singular))} has a singular rotation (its axes are degenerate)", source,
+                         "store a proper rotation for every camera")
+
+
 def check_converging(cameras: Cameras, source: str | os.PathLike) -> np.ndarray:
     """Check that the optical axes meet in front of the cameras; return that point (3,).
 
@@ -161,6 +193,7 @@ def make_views(cameras: Cameras, image_paths: list[Path], source: str | os.PathL
                          "give exactly one image per pose")
     if len(cameras) == 0:
         raise InputError("no views", source, "check the pose file lists at least one image")
+    check_matrices(cameras, source)
     if check_size:
         check_sizes(image_paths, cameras.width, cameras.height, camera_ids or [p.name for p in image_paths], source)
     masks: list[str] | None
@@ -177,6 +210,6 @@ def make_views(cameras: Cameras, image_paths: list[Path], source: str | os.PathL
 
 
 __all__ = [
-    "IMAGE_EXTENSIONS", "check_converging", "check_sizes", "find_image_dir", "has_alpha", "image_size",
+    "IMAGE_EXTENSIONS", "check_converging", "check_matrices", "check_sizes", "find_image_dir", "has_alpha", "image_size",
     "list_images", "make_views", "match_masks", "resolve_image",
 ]

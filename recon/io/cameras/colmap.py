@@ -6,11 +6,15 @@ and SIMPLE_RADIAL, RADIAL, OPENCV, whose distortion is kept in ``Cameras.distort
 (k1, k2, p1, p2) and removed when images are read (:func:`recon.io.images.read_view_images`).
 
 Images are looked up in ``<root>/images`` where ``<root>`` is the folder holding ``sparse/``
-(or the model folder itself); views are ordered by image name.
+(or the model folder itself); views are ordered by image name. Image names must stay inside the
+dataset folder (:mod:`recon.io.cameras.paths`). Binary files' record counts are checked against
+their size before anything is allocated, and every pose and intrinsic must be finite (with a
+non-zero quaternion).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 from dataclasses import dataclass
@@ -19,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from recon.errors import InputError
-from recon.io._common import read_bytes
+from recon.io._common import check_fits, read_bytes
 from recon.io.cameras.assemble import find_image_dir, make_views, resolve_image
 from recon.io.cameras.geometry import c2w_to_world_to_cam, intrinsics, quat_to_rotation, rotation_to_quat, world_to_cam_to_c2w
 from recon.io.atomic import atomic_write
@@ -33,6 +37,10 @@ MODELS: dict[int, tuple[str, int]] = {
 }
 MODEL_IDS = {name: i for i, (name, _) in MODELS.items()}
 SUPPORTED_MODELS = ("SIMPLE_PINHOLE", "PINHOLE", "SIMPLE_RADIAL", "RADIAL", "OPENCV")
+#: Smallest record of each binary file in bytes: camera (id, model, width, height), image (id,
+#: pose, camera id, empty name, no 2D points), 3D point (id, xyz, rgb, error, empty track).
+_MIN_RECORD = {"cameras": 24, "images": 73, "points3D": 51}
+_FIX = "re-export the model from COLMAP"
 
 
 @dataclass
@@ -129,6 +137,13 @@ class _Reader:
         self.pos += size
         return out
 
+    def count(self, kind: str) -> int:
+        """The leading u64 record count, checked against the bytes left (see ``_MIN_RECORD``)."""
+        (n,) = self.take("Q")
+        check_fits(self.path, "malformed COLMAP model (truncated binary file)", n, _MIN_RECORD[kind],
+                   len(self.data) - self.pos, f"{kind} records", _FIX)
+        return n
+
     def skip(self, n: int) -> None:
         if self.pos + n > len(self.data):
             raise _bad(self.path, "truncated binary file")
@@ -146,7 +161,7 @@ class _Reader:
 def read_cameras_binary(path: Path) -> dict[int, ColmapCamera]:
     """``cameras.bin``: u64 count; per camera i32 id, i32 model, u64 width, u64 height, f64 params."""
     r = _Reader(read_bytes(path), path)
-    (n,) = r.take("Q")
+    n = r.count("cameras")
     cams: dict[int, ColmapCamera] = {}
     for _ in range(n):  # loop over cameras
         cam_id, model_id, w, h = r.take("iiQQ")
@@ -161,7 +176,7 @@ def read_cameras_binary(path: Path) -> dict[int, ColmapCamera]:
 def read_images_binary(path: Path) -> list[ColmapImage]:
     """``images.bin``: u64 count; per image i32 id, 7 f64 pose, i32 camera, name, u64 n2D, n2D x 24 bytes."""
     r = _Reader(read_bytes(path), path)
-    (n,) = r.take("Q")
+    n = r.count("images")
     images = []
     for _ in range(n):  # loop over images
         vals = r.take("i7di")
@@ -196,7 +211,7 @@ def read_points3d(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray] | 
         return a[:, 1:4], (a[:, 4:7] / 255.0).astype(np.float32)
     if binf.is_file():
         r = _Reader(read_bytes(binf), binf)
-        (n,) = r.take("Q")
+        n = r.count("points3D")
         xyz = np.zeros((n, 3))
         rgb = np.zeros((n, 3), np.float32)
         for i in range(n):  # variable-length records: a sequential walk
@@ -251,6 +266,12 @@ def to_cameras(cams: dict[int, ColmapCamera], images: list[ColmapImage], source:
     for cid in used:
         if cid not in cams:
             raise _bad(source, f"an image refers to camera {cid}, which is not in the cameras file")
+        if not np.all(np.isfinite(cams[cid].params)):
+            raise _bad(source.parent / ("cameras" + source.suffix), f"camera {cid} has non-finite parameters")
+    for im in images:
+        norm = float(np.linalg.norm(im.qvec)) if np.all(np.isfinite(im.qvec)) else math.nan
+        if not (math.isfinite(norm) and norm > 0) or not np.all(np.isfinite(im.tvec)):
+            raise _bad(source, f"image {im.name[:60]!r} has a non-finite or zero pose")
     sizes = {(cams[c].width, cams[c].height) for c in used}
     if len(sizes) > 1:
         listing = ", ".join(f"camera {c}: {cams[c].width}x{cams[c].height}" for c in used)
@@ -286,7 +307,9 @@ def load_colmap(path: str | os.PathLike, mask_dir: str | os.PathLike | None = No
     cameras = to_cameras(cams, images, source)
     root = folder.parent.parent if folder.parent.name == "sparse" else folder.parent if folder.name == "sparse" else folder
     base = find_image_dir([root / "images", root, folder / "images", folder, folder.parent / "images"], images[0].name)
-    paths = [resolve_image(base, im.name, source) for im in images]
+    # the dataset folder: the project root, or the model folder's parent when the images sit beside it
+    dataset = root if base in (root / "images", root, folder / "images", folder) else folder.parent
+    paths = [resolve_image(base, im.name, source, root=dataset) for im in images]
     return make_views(cameras, paths, source, camera_ids=[str(im.camera_id) for im in images], mask_dir=mask_dir)
 
 

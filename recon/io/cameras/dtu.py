@@ -9,27 +9,34 @@
 * IDR samples pixels at integer coordinates (pixel centres at 0, 1, ...), the library at +0.5:
   cx and cy are shifted by +0.5 on reading and -0.5 on writing.
 * Images: ``image/`` (IDR) or ``images/`` next to the npz, sorted by name, the i-th image
-  belonging to ``world_mat_i``; masks from ``mask/`` (same count, sorted) when present.
+  belonging to ``world_mat_i``; masks from ``mask/`` (same count, sorted) when present. Image and
+  mask files must lie inside the scan folder (a symbolic link leading out of it is refused).
+* The npz is read without trusting its headers (:mod:`recon.io.numpy_files`); every matrix must
+  be finite, and the 3x3 part of each ``world_mat_i`` (``K R``) and each ``scale_mat_i`` must be
+  invertible (smallest singular value above :data:`SINGULAR_RATIO` times the largest).
 """
 
 from __future__ import annotations
 
 import os
 import re
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from recon.errors import InputError
-from recon.io._common import check_readable
+from recon.io._common import read_bytes
 from recon.io.cameras.assemble import image_size, list_images, make_views
+from recon.io.cameras.paths import confined
 from recon.io.cameras.geometry import compose_projection, decompose_projection, shift_principal_point
 from recon.io.atomic import atomic_write
+from recon.io.numpy_files import read_npz_bytes
 from recon.types import Cameras, Views
 
 NPZ_NAMES = ("cameras.npz", "cameras_sphere.npz", "cameras_large.npz")
-_KEY = re.compile(r"^world_mat_(\d+)$")
+_KEY = re.compile(r"^world_mat_(\d{1,9})$")
+#: A matrix whose smallest singular value is below this times its largest is treated as singular.
+SINGULAR_RATIO = 1e-12
 
 
 def find_npz(folder: Path) -> Path | None:
@@ -41,12 +48,13 @@ def find_npz(folder: Path) -> Path | None:
 
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
-    check_readable(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: np.asarray(z[k]) for k in z.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise InputError(f"cannot read npz ({exc})", path, "check the file is a complete numpy .npz") from exc
+    return read_npz_bytes(read_bytes(path), path)
+
+
+def _singular(m: np.ndarray) -> bool:
+    """True when the square matrix ``m`` is (numerically) not invertible."""
+    s = np.linalg.svd(m, compute_uv=False)
+    return not s[0] > 0 or s[-1] <= SINGULAR_RATIO * s[0]
 
 
 def _matrices(data: dict[str, np.ndarray], path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -65,8 +73,22 @@ def _matrices(data: dict[str, np.ndarray], path: Path) -> tuple[np.ndarray, np.n
             raise InputError(f"{key} is not a finite 4x4 (or 3x4) matrix", path, "fix the array")
         return a
 
-    world = np.stack([as4(data[f"world_mat_{i}"], f"world_mat_{i}") for i in idx])
-    scale = np.stack([as4(data[f"scale_mat_{i}"], f"scale_mat_{i}") if f"scale_mat_{i}" in data else np.eye(4) for i in idx])
+    def numeric(key: str) -> np.ndarray:
+        a = data[key]
+        if a.dtype.kind not in "biuf":
+            raise InputError(f"{key} is not a numeric array ({a.dtype})", path, "store each matrix as float64")
+        return a
+
+    world = np.stack([as4(numeric(f"world_mat_{i}"), f"world_mat_{i}") for i in idx])
+    scale = np.stack([as4(numeric(f"scale_mat_{i}"), f"scale_mat_{i}") if f"scale_mat_{i}" in data else np.eye(4)
+                      for i in idx])
+    for i in idx:  # one small SVD per camera
+        if _singular(world[i, :3, :3]):
+            raise InputError(f"world_mat_{i} is singular (its 3x3 part K R has no inverse)", path,
+                             "store a valid projection K [R | t] for every camera")
+        if _singular(scale[i]):
+            raise InputError(f"scale_mat_{i} is singular", path,
+                             "store an invertible scale_mat (normalised -> world), or leave it out")
     return world, scale
 
 
@@ -106,7 +128,7 @@ def load_dtu(path: str | os.PathLike, mask_dir: str | os.PathLike | None = None,
     if image_dir is None:
         raise InputError("missing images: no image/ or images/ folder next to the cameras file", npz,
                          "put the images in image/ (sorted so that the i-th is world_mat_i)")
-    images = list_images(image_dir)
+    images = [confined(im, folder, npz) for im in list_images(image_dir)]
     world, _ = _matrices(_load_npz(npz), npz)
     if len(images) != world.shape[0]:
         raise InputError(f"{world.shape[0]} poses (world_mat_i) but {len(images)} images in {image_dir}", npz,
@@ -118,7 +140,7 @@ def load_dtu(path: str | os.PathLike, mask_dir: str | os.PathLike | None = None,
         for d in ("mask", "masks"):
             found = list_images(folder / d)
             if len(found) == len(images):
-                masks = found
+                masks = [confined(m, folder, npz, "mask") for m in found]
                 break
     return make_views(cameras, images, npz, camera_ids=[npz.name] * len(images), mask_dir=mask_dir, mask_paths=masks)
 

@@ -10,7 +10,9 @@ at +0.5), so K is used as is.
 
 The Middlebury sets ship one parameter file for the full capture while a subset of the images
 may be present (e.g. 39 of the temple's 312): only views whose image exists are loaded, and a
-note says how many were skipped. No image at all is an error.
+note says how many were skipped. No image at all is an error. Image names must stay inside the
+parameter file's folder (:mod:`recon.io.cameras.paths`), and every number must be finite with
+``k33`` not zero.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from recon.errors import InputError
 from recon.io._common import read_bytes
 from recon.io.cameras.assemble import IMAGE_EXTENSIONS, image_size, make_views
 from recon.io.cameras.geometry import c2w_to_world_to_cam, nearest_rotation, world_to_cam_to_c2w
+from recon.io.cameras.paths import confined, join_name
 from recon.io.atomic import atomic_write
 from recon.types import Cameras, Views
 
@@ -67,6 +70,10 @@ def read_par(path: str | os.PathLike) -> tuple[list[str], np.ndarray, np.ndarray
         nums = np.array([tok[1:] for tok in lines], np.float64)
     except ValueError as exc:
         raise InputError("non-numeric camera parameters", p, "check the file is a Middlebury *_par.txt") from exc
+    bad = ~np.all(np.isfinite(nums), axis=1) | (nums[:, 8] == 0)
+    if bad.any():
+        raise InputError(f"line {int(np.argmax(bad)) + 1 + (count is not None)} has non-finite parameters or k33 = 0", p,
+                         "fix the camera parameters on that line")
     return [tok[0] for tok in lines], nums[:, :9].reshape(-1, 3, 3), nums[:, 9:18].reshape(-1, 3, 3), nums[:, 18:21]
 
 
@@ -90,9 +97,10 @@ def load_middlebury(path: str | os.PathLike, mask_dir: str | os.PathLike | None 
     base = par.parent
     found: list[Path | None] = []
     for n in names:  # loop over files
-        cands = [base / n, base / "images" / n]
-        cands += [c.with_suffix(e) for c in list(cands) for e in IMAGE_EXTENSIONS if not c.suffix]
-        found.append(next((c for c in cands if c.is_file()), None))
+        tries = [n] + ([n + e for e in IMAGE_EXTENSIONS] if not Path(n).suffix else [])
+        cands = [join_name(d, t, base, par) for d in (base, base / "images") for t in tries]
+        hit = next((c for c in cands if c.is_file()), None)
+        found.append(None if hit is None else confined(hit, base, par))
     keep = np.array([f is not None for f in found])
     if not keep.any():
         raise InputError(f"missing images: none of the {len(names)} images listed is present", par,

@@ -6,7 +6,9 @@
   OpenCV distortion ``k1 k2 p1 p2 [k3]`` (instant-ngp, nerfstudio), else ``camera_angle_x``
   (NeRF-synthetic: f = W / 2 / tan(angle / 2), fy = fx unless ``camera_angle_y``), principal point at
   the image centre by default. Pixel centres are at +0.5, as in the library.
-* ``file_path`` is relative to the JSON file, with or without extension.
+* ``file_path`` (and ``depth_file_path``) is relative to the JSON file, with or without extension,
+  and must name a file inside the JSON file's folder (:mod:`recon.io.cameras.paths`).
+* Every number is checked: focal lengths, sizes and angles must be finite and positive.
 * instant-ngp's ``scale``/``offset``/``aabb_scale`` only place the scene inside its own training
   box; the poses in the file are already in world units, so they are ignored here.
 """
@@ -25,10 +27,13 @@ from recon.errors import InputError
 from recon.io._common import read_bytes
 from recon.io.cameras.assemble import image_size, make_views, resolve_image
 from recon.io.cameras.geometry import intrinsics, opencv_to_opengl, opengl_to_opencv
+from recon.io.cameras.paths import confined, join_name
 from recon.io.atomic import atomic_write
 from recon.types import Cameras, Views
 
 SPLITS = ("train", "val", "test")
+#: Largest image side accepted from ``w``/``h`` (pixels); the images themselves must match it.
+_MAX_SIDE = 1 << 20
 _FISHEYE = {"OPENCV_FISHEYE", "EQUIRECTANGULAR", "FISHEYE"}
 
 
@@ -54,11 +59,23 @@ def transforms_files(folder: Path, split: str | None) -> list[Path]:
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(read_bytes(path).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"invalid JSON ({exc})", path, "check the file is a complete transforms.json") from exc
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        detail = str(exc).splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"invalid JSON ({detail})", path, "check the file is a complete transforms.json") from None
     if not isinstance(data, dict) or not isinstance(data.get("frames"), list):
         raise InputError("no 'frames' list", path, "a transforms.json needs a frames[] list with transform_matrix")
     return data
+
+
+def _number(value: Any, key: str, path: Path, positive: bool = False) -> float:
+    """``value`` as a finite float (> 0 when ``positive``), or an InputError naming ``key``."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"{key} is not a number ({str(value)[:30]!r})", path, f"write {key} as a number") from None
+    if not math.isfinite(v) or (positive and v <= 0):
+        raise InputError(f"{key} must be a finite{' positive' if positive else ''} number, got {v}", path, f"fix {key}")
+    return v
 
 
 def _frame_intrinsics(top: dict[str, Any], frame: dict[str, Any], size: tuple[int, int], path: Path) -> np.ndarray:
@@ -71,23 +88,35 @@ def _frame_intrinsics(top: dict[str, Any], frame: dict[str, Any], size: tuple[in
     if model in _FISHEYE or get("is_fisheye"):
         raise InputError(f"unsupported camera model {model or 'fisheye'}", path,
                          "supported: PINHOLE and OPENCV (k1 k2 p1 p2); undistort the images first")
-    w = float(get("w") or size[0])
-    h = float(get("h") or size[1])
+
+    def num(key: str, positive: bool = False) -> float:
+        return _number(get(key), key, path, positive)
+
+    def angle(key: str) -> float:
+        a = num(key, positive=True)
+        if a >= math.pi:
+            raise InputError(f"{key} must be below pi (a field of view in radians), got {a}", path, f"fix {key}")
+        return a
+
+    w = num("w", True) if get("w") is not None else float(size[0])
+    h = num("h", True) if get("h") is not None else float(size[1])
     if get("fl_x") is not None:
-        fx = float(get("fl_x"))
+        fx = num("fl_x", True)
     elif get("camera_angle_x") is not None:
-        fx = 0.5 * w / math.tan(0.5 * float(get("camera_angle_x")))
+        fx = 0.5 * w / math.tan(0.5 * angle("camera_angle_x"))
     else:
         raise InputError("no focal length (fl_x or camera_angle_x)", path, "add camera_angle_x or fl_x to the file")
     if get("fl_y") is not None:
-        fy = float(get("fl_y"))
+        fy = num("fl_y", True)
     elif get("camera_angle_y") is not None and get("fl_x") is None:
-        fy = 0.5 * h / math.tan(0.5 * float(get("camera_angle_y")))
+        fy = 0.5 * h / math.tan(0.5 * angle("camera_angle_y"))
     else:
         fy = fx
-    cx = float(get("cx")) if get("cx") is not None else 0.5 * w
-    cy = float(get("cy")) if get("cy") is not None else 0.5 * h
-    dist = [float(get(k) or 0.0) for k in ("k1", "k2", "p1", "p2", "k3")]
+    cx = num("cx") if get("cx") is not None else 0.5 * w
+    cy = num("cy") if get("cy") is not None else 0.5 * h
+    dist = [num(k) if get(k) is not None else 0.0 for k in ("k1", "k2", "p1", "p2", "k3")]
+    if max(w, h) > _MAX_SIDE:
+        raise InputError(f"image size {w:g}x{h:g} is implausible", path, "fix w and h")
     return np.array([fx, fy, cx, cy, w, h, *dist])
 
 
@@ -100,23 +129,25 @@ def _read_file(path: Path) -> tuple[np.ndarray, np.ndarray, list[Path], list[Pat
     base = path.parent
     images, depths, mats = [], [], []
     for fr in frames:  # loop over frames (files)
-        if "file_path" not in fr or "transform_matrix" not in fr:
+        if not isinstance(fr, dict) or "file_path" not in fr or "transform_matrix" not in fr:
             raise InputError("a frame lacks file_path or transform_matrix", path, "give every frame both keys")
         images.append(resolve_image(base, str(fr["file_path"]), path))
         depths.append(fr.get("depth_file_path"))
         mats.append(fr["transform_matrix"])
     try:
         gl = np.asarray(mats, np.float64)
-    except ValueError as exc:
-        raise InputError("a transform_matrix is not 4x4", path, "write each transform_matrix as 4 rows of 4 numbers") from exc
-    if gl.shape[1:] == (3, 4):
+    except (ValueError, TypeError, OverflowError):
+        raise InputError("a transform_matrix is not 4x4", path, "write each transform_matrix as 4 rows of 4 numbers") from None
+    if gl.ndim == 3 and gl.shape[1:] == (3, 4):
         gl = np.concatenate([gl, np.tile([[[0.0, 0.0, 0.0, 1.0]]], (gl.shape[0], 1, 1))], axis=1)
-    if gl.shape[1:] != (4, 4) or not np.all(np.isfinite(gl)):
+    if gl.ndim != 3 or gl.shape[1:] != (4, 4) or not np.all(np.isfinite(gl)):
         raise InputError("a transform_matrix is not a finite 4x4 matrix", path, "fix the frame's transform_matrix")
     need_size = any(frame.get("w", data.get("w")) is None or frame.get("h", data.get("h")) is None for frame in frames)
     size = image_size(images[0]) if need_size else (0, 0)
     intr = np.stack([_frame_intrinsics(data, fr, size, path) for fr in frames])
-    depth_paths = [base / d for d in depths] if all(d is not None for d in depths) else None
+    depth_paths = None
+    if all(d is not None for d in depths):
+        depth_paths = [confined(join_name(base, str(d), base, path, "depth map"), base, path, "depth map") for d in depths]
     return intr, opengl_to_opencv(gl), images, depth_paths
 
 

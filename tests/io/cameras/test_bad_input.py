@@ -120,7 +120,7 @@ def test_malformed_files(rendered, tmp_path):
     (scene / "cameras.npz").write_bytes(b"garbage")
     with pytest.raises(InputError) as exc:
         load_views(scene / "cameras.npz")
-    assert_one_line(exc, scene / "cameras.npz", "cannot read npz")
+    assert_one_line(exc, scene / "cameras.npz", "not a valid .npz")
     par = scene / "x_par.txt"
     par.write_text("2\nr_000.png 1 2 3\n")
     with pytest.raises(InputError) as exc:
