@@ -9,6 +9,7 @@ wrong types with a :class:`~recon.errors.ConfigError` that names the key.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -91,6 +92,9 @@ def _coerce(value: Any, tp: Any, key: str, source: str | None) -> Any:
             return value
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"config key '{key}' has value {value!r}, expected a finite number", source,
+                                  f"set '{key}' to a finite number")
             return float(value)
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
@@ -128,6 +132,38 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, source: str | None = No
         return cls(**kwargs)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"invalid configuration: {e}", source, "check the values against the documented options")
+
+
+def check_limits(cfg: Any, limits: dict[str, tuple[float, float]], prefix: str = "") -> None:
+    """Refuse a field outside its inclusive [lo, hi] range (None values pass).
+
+    Backend configs call this from ``__post_init__`` with a table of the fields that size memory,
+    threads or work, so an absurd value is a one-line error before anything is allocated.
+
+    Raises:
+        ConfigError: naming the key, its value and the range.
+    """
+    for name, (lo, hi) in limits.items():
+        v = getattr(cfg, name)
+        if v is None:
+            continue
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and lo <= v <= hi
+        if not ok:
+            raise ConfigError(f"{prefix}{name} must be in {lo:g}..{hi:g}, got {v!r}", None,
+                              f"set {prefix}{name} within that range (default {_default_of(cfg, name)})")
+
+
+def _default_of(cfg: Any, name: str) -> Any:
+    for f in dataclasses.fields(cfg):
+        if f.name == name:
+            if f.default is not dataclasses.MISSING:
+                return "null" if f.default is None else f.default
+            break
+    return "see the config's documentation"
+
+
+#: the most CPU threads a config may ask for (torch crashes on absurd thread counts)
+MAX_THREADS = 256
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
@@ -179,4 +215,4 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-__all__ = ["from_dict", "to_dict", "load_yaml", "parse_override", "set_nested", "typing"]
+__all__ = ["MAX_THREADS", "check_limits", "from_dict", "to_dict", "load_yaml", "parse_override", "set_nested", "typing"]

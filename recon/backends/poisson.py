@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recon.config import MAX_THREADS
 from recon.errors import ConfigError, EmptyResultError, InputError
 from recon.progress import NULL_PROGRESS, Progress
 from recon.types import Mesh, PointCloud
@@ -39,15 +40,15 @@ class PoissonConfig:
     def __post_init__(self) -> None:
         if not 1 <= int(self.depth) <= 16:
             raise ConfigError(f"poisson.depth must be in 1..16, got {self.depth}", None, "use 8 to 11")
-        if not self.scale > 0:
-            raise ConfigError(f"poisson.scale must be positive, got {self.scale}", None, "use 1.1")
+        if not 1.0 <= self.scale <= 10.0:
+            raise ConfigError(f"poisson.scale must be in 1..10, got {self.scale}", None, "use 1.1")
         if not self.width >= 0:
             raise ConfigError(f"poisson.width must be >= 0, got {self.width}", None, "use 0 to set the depth instead")
         if not 0.0 <= self.density_quantile < 1.0:
             raise ConfigError(f"poisson.density_quantile must be in [0, 1), got {self.density_quantile}", None,
                               "use 0.02, or 0 to disable trimming")
-        if self.n_threads == 0 or self.n_threads < -1:
-            raise ConfigError(f"poisson.n_threads must be -1 or >= 1, got {self.n_threads}", None, "use -1")
+        if self.n_threads == 0 or not -1 <= self.n_threads <= MAX_THREADS:
+            raise ConfigError(f"poisson.n_threads must be -1 or 1..{MAX_THREADS}, got {self.n_threads}", None, "use -1")
 
 
 class PoissonBackend:

@@ -5,7 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from recon.config import MAX_THREADS, check_limits
 from recon.errors import ConfigError
+
+
+
+#: ranges of the fields that size memory, threads or work (checked before anything is allocated)
+_LIMITS: dict[str, tuple[float, float]] = {
+    "voxel_size": (1e-12, 1e12), "min_resolution": (1, 1e5), "chunk_size": (1e-12, 1e12),
+    "solver_tol": (1e-12, 1.0), "solver_max_iter": (1, 10_000_000), "trim_distance": (0.0, 1e6),
+    "pos_weight": (1e-12, 1e12), "normal_weight": (1e-12, 1e12), "reg_weight": (0.0, 1e12),
+    "normal_min_norm": (0.0, 1.0), "threads": (0, MAX_THREADS), "solver_threads": (1, MAX_THREADS),
+    "max_voxels": (1000, 2_000_000_000),
+}
 
 
 @dataclass
@@ -83,6 +95,7 @@ class KernelConfig:
     weights: str | None = None
 
     def __post_init__(self) -> None:
+        check_limits(self, _LIMITS, "kernel.")
         if self.voxel_size is not None and not self.voxel_size > 0:
             raise ConfigError(f"voxel_size must be positive, got {self.voxel_size}", None, "set voxel_size > 0 or null")
         if not 0.0 <= self.detail <= 1.0:

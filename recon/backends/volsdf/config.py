@@ -10,7 +10,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from recon.config import MAX_THREADS, check_limits
 from recon.errors import ConfigError
+
+
+
+#: ranges of the fields that size memory, threads or work (checked before anything is allocated)
+_LIMITS: dict[str, tuple[float, float]] = {
+    "pe_levels": (0, 24), "view_pe_levels": (0, 24), "grid_levels": (1, 32), "grid_min_res": (2, 4096),
+    "grid_max_res": (2, 4096), "grid_features": (1, 64), "grid_start_levels": (1, 32),
+    "grid_level_steps": (0, 10_000_000), "sdf_layers": (1, 32), "sdf_width": (1, 2048), "feature_dim": (1, 2048),
+    "color_layers": (0, 32), "color_width": (1, 2048), "init_fit_steps": (0, 1_000_000), "n_eval": (4, 4096),
+    "n_samples": (2, 4096), "n_extra": (0, 4096), "sampler_iters": (1, 64), "bisection_steps": (1, 64),
+    "rays_per_step": (1, 1 << 20), "steps": (0, 100_000_000), "time_budget": (1e-3, 1e8),
+    "warmup_steps": (0, 100_000_000), "max_image_size": (8, 16384), "threads": (0, MAX_THREADS),
+    "checkpoint_every": (1e-3, 1e8), "mesh_resolution": (8, 2048),
+}
 
 
 @dataclass
@@ -113,6 +128,7 @@ class VolSDFConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
     def __post_init__(self) -> None:
+        check_limits(self, _LIMITS, "volsdf.")
         def bad(msg: str, fix: str) -> None:
             raise ConfigError(msg, None, fix)
 
