@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.e2e.trust_helpers import SAMPLE, assert_clean_refusal, run_cli, snapshot
+from tests.e2e.trust_helpers import REPO, SAMPLE, assert_clean_refusal, run_cli, snapshot
 
 #: a folder nobody can create files in, root included (sysfs is read-only for new files)
 UNWRITABLE = Path("/sys")
@@ -104,9 +104,10 @@ def test_render_force_never_replaces_the_current_folder_or_an_input(tmp_path, sc
     ["view", "{scan}", "--screenshot", "{bad}/v.png"],
     ["render", "{scan}", "-o", "{bad}/renders"],
     ["render-gaussians", "{scan}", "-o", "{bad}/renders"],
+    ["train", "kernel", "--config", "{repo}/configs/kernel-train.yaml", "--out", "{bad}/weights", "--steps", "1"],
 ])
 def test_unwritable_output_is_found_before_any_work(tmp_path, scan, args):
-    argv = [a.format(scan=scan, tmp=tmp_path, bad=UNWRITABLE) for a in args]
+    argv = [a.format(scan=scan, tmp=tmp_path, bad=UNWRITABLE, repo=REPO) for a in args]
     before = snapshot([tmp_path])
     t0 = time.perf_counter()
     proc = run_cli(*argv, cwd=tmp_path)

@@ -31,6 +31,7 @@ import torch
 
 from recon.config import from_dict, load_yaml, to_dict
 from recon.errors import ConfigError, InputError
+from recon.io.outputs import check_writable_folder
 from recon.io.torch_files import describe_error, load_tensors, to_plain
 from recon.normals.hdfe import data as D
 from recon.normals.hdfe.model import EncoderSpec, HDFEModel, HeadSpec
@@ -185,6 +186,8 @@ def train(config: str | os.PathLike | dict | TrainConfig | None = None, resume: 
     """
     cfg, src = load_config(config)
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    check_writable_folder(_abs(cfg.output).parent, option="output")  # before training, not after
+    check_writable_folder(_abs(cfg.cache_dir), option="cache_dir")
     oc = cfg.train
     torch.set_num_threads(max(1, oc.threads))
     t_start = time.time()

@@ -40,6 +40,7 @@ from recon.backends.kernel.learned.losses import LossSamples, LossWeights, compu
 from recon.backends.kernel.learned.model import LearnedKernelModel, ModelSpec
 from recon.config import from_dict, load_yaml, to_dict
 from recon.errors import ConfigError, InputError
+from recon.io.outputs import check_writable_folder
 from recon.io.torch_files import describe_error, load_tensors, to_plain
 
 REPO = Path(__file__).resolve().parents[4]
@@ -219,6 +220,9 @@ def _train(config: str | os.PathLike | dict | TrainConfig | None = None, resume:
             raise ConfigError(f"--steps must be >= 1, got {steps}", None, "pass a positive number of steps")
         cfg.train.steps = steps
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    out_folder = _abs(out_dir) if out_dir is not None else _abs(cfg.output).parent
+    check_writable_folder(out_folder, option="--out")  # before hours of training, not after
+    check_writable_folder(_abs(cfg.cache_dir), option="cache_dir")
     oc = cfg.train
     torch.set_num_threads(max(1, oc.threads))
     from recon.backends.kernel.reconstructor import resolve_torch_device
