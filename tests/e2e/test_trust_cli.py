@@ -168,3 +168,11 @@ def test_stale_temporary_from_a_killed_run_is_removed(tmp_path, scan):
     proc = run_cli("reconstruct", scan, "-o", tmp_path / "mesh.ply", "-b", "poisson", "-q")
     assert proc.returncode == 0, proc.stderr
     assert not stale.exists() and (tmp_path / "mesh.ply").is_file()
+
+
+def test_peak_memory_is_measured_for_the_command_alone():
+    """The bound on refusals is only as good as the measurement: it sees the command, not this process."""
+    ballast = np.ones(160 * 2**20)  # 1.25 GiB in the test process; a forked copy of it would count it
+    proc = run_cli("backends", "--json")  # imports every backend: measured 430 MiB
+    assert proc.returncode == 0 and ballast[0] == 1.0
+    assert 30 < proc.peak_rss_mib < 1200, proc.peak_rss_mib

@@ -28,41 +28,45 @@ class CliRun:
     returncode: int
     stdout: str
     stderr: str
-    peak_rss_mib: float  # the child's peak resident set, MiB (from wait4)
+    peak_rss_mib: float  # the process's peak resident set, MiB (VmHWM; -1 unknown, inf killed before exit)
+
+
+#: runs ``recon ARGS`` exactly as ``python -m recon_apps.cli`` does, and at exit writes the process's
+#: peak resident memory (VmHWM, KiB) to $RECON_PEAK_FILE. VmHWM belongs to the new address space made
+#: by exec; the rusage ``ru_maxrss`` of a child would also count the forked copy of this test process.
+_CLI_WITH_PEAK = (
+    "import atexit, os, sys\n"
+    "def _peak():\n"
+    "    try:\n"
+    "        kib = next(ln.split()[1] for ln in open('/proc/self/status') if ln.startswith('VmHWM'))\n"
+    "    except (OSError, StopIteration):\n"
+    "        kib = '-1'\n"
+    "    with open(os.environ['RECON_PEAK_FILE'], 'w') as fh:\n"
+    "        fh.write(kib)\n"
+    "atexit.register(_peak)\n"
+    "sys.argv[0] = 'recon'\n"
+    "from recon_apps.cli import main\n"
+    "main()\n"
+)
 
 
 def run_cli(*args: object, cwd: Path | None = None, timeout: float = 600, env: dict | None = None) -> CliRun:
-    """Run ``python -m recon_apps.cli ARGS`` and return its status, output and peak memory."""
-    full_env = dict(os.environ)
-    full_env.update(env or {})
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen([sys.executable, "-m", "recon_apps.cli", *map(str, args)], stdout=out, stderr=err,
-                                cwd=cwd, env=full_env)
-        try:
-            _, status, usage = _wait4(proc.pid, timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        return CliRun(proc.returncode, out.read().decode(errors="replace"), err.read().decode(errors="replace"),
-                      usage.ru_maxrss / 1024.0)
+    """Run the ``recon`` command line with ``args`` and return its status, output and peak memory.
 
-
-def _wait4(pid: int, timeout: float):
-    """os.wait4 with a timeout (polled), so a hung command fails the test instead of the suite."""
-    import time
-
-    t_end = time.monotonic() + timeout
-    while True:
-        got, status, usage = os.wait4(pid, os.WNOHANG)
-        if got == pid:
-            return got, status, usage
-        if time.monotonic() > t_end:
-            raise subprocess.TimeoutExpired(str(pid), timeout)
-        time.sleep(0.02)
+    The peak is -1 where the platform has no /proc; a process killed before exit (for example by
+    the kernel's OOM killer) reports infinity, which fails any memory bound.
+    """
+    with tempfile.TemporaryDirectory() as scratch:
+        peak_file = Path(scratch) / "peak"
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        full_env["RECON_PEAK_FILE"] = str(peak_file)
+        proc = subprocess.run([sys.executable, "-c", _CLI_WITH_PEAK, *map(str, args)], capture_output=True,
+                              cwd=cwd, env=full_env, timeout=timeout)
+        text = peak_file.read_text().strip() if peak_file.is_file() else ""
+        kib = float(text) if text else float("inf")
+    return CliRun(proc.returncode, proc.stdout.decode(errors="replace"), proc.stderr.decode(errors="replace"),
+                  kib / 1024.0 if kib >= 0 else -1.0)
 
 
 def sha256(path: Path) -> str:
