@@ -18,11 +18,11 @@ from recon.errors import ConfigError
 #: ranges of the fields that size memory, threads or work (checked before anything is allocated)
 _LIMITS: dict[str, tuple[float, float]] = {
     "init_count": (1, 50_000_000), "hull_resolution": (8, 1024), "tile_size": (1, 256),
-    "max_per_tile": (1, 10_000_000), "steps": (0, 100_000_000), "time_budget": (1e-3, 1e8),
+    "max_per_tile": (1, 10_000_000), "steps": (0, 100_000_000), "time_budget": (1e-3, 1e12),
     "max_image_size": (8, 16384), "views_per_step": (1, 1024), "densify_from": (0, 100_000_000),
-    "densify_every": (1, 100_000_000), "opacity_reset_every": (1, 100_000_000), "max_gaussians": (1, 50_000_000),
+    "densify_every": (1, 100_000_000), "opacity_reset_every": (0, 100_000_000), "max_gaussians": (1, 50_000_000),
     "sdf_views": (1, 4096), "mesh_resolution": (8, 2048), "threads": (0, MAX_THREADS),
-    "checkpoint_every": (1e-3, 1e8),
+    "checkpoint_every": (1e-3, 1e12),
 }
 
 

@@ -22,9 +22,9 @@ _LIMITS: dict[str, tuple[float, float]] = {
     "grid_level_steps": (0, 10_000_000), "sdf_layers": (1, 32), "sdf_width": (1, 2048), "feature_dim": (1, 2048),
     "color_layers": (0, 32), "color_width": (1, 2048), "init_fit_steps": (0, 1_000_000), "n_eval": (4, 4096),
     "n_samples": (2, 4096), "n_extra": (0, 4096), "sampler_iters": (1, 64), "bisection_steps": (1, 64),
-    "rays_per_step": (1, 1 << 20), "steps": (0, 100_000_000), "time_budget": (1e-3, 1e8),
+    "rays_per_step": (1, 1 << 20), "steps": (0, 100_000_000), "time_budget": (1e-3, 1e12),
     "warmup_steps": (0, 100_000_000), "max_image_size": (8, 16384), "threads": (0, MAX_THREADS),
-    "checkpoint_every": (1e-3, 1e8), "mesh_resolution": (8, 2048),
+    "checkpoint_every": (1e-3, 1e12), "mesh_resolution": (8, 2048),
 }
 
 
