@@ -1,19 +1,28 @@
-"""Pieces the posed-image backends (VolSDF, GVKF) share: picking the device and the views."""
+"""Pieces the posed-image backends (VolSDF, GVKF) share: the device, the views, the image arrays and
+their background colour."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from typing import Any
 
 import numpy as np
 
+from recon.device import resolve_device
+from recon.errors import InputError
+from recon.io.cameras import normalize_views
+from recon.io.images import read_view_images
+from recon.progress import NULL_PROGRESS, Progress
 from recon.types import Cameras, Views
+
+#: the background colours a config may name (``auto`` estimates it from the images)
+BACKGROUNDS = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0)}
 
 
 def backend_device(config_device: str, device: str | None) -> str:
     """The torch device to train on: the backend config's ``device`` unless it is "auto", then the
     caller's (``None`` meaning "auto"), resolved by :func:`recon.device.resolve_device`."""
-    from recon.device import resolve_device
-
     if config_device != "auto":
         return resolve_device(config_device)
     return resolve_device(device or "auto")
@@ -27,8 +36,6 @@ def require_views(scene: Any, backend: str) -> Views:
     """
     views = scene if isinstance(scene, Views) else getattr(scene, "views", None)
     if views is None:
-        from recon.errors import InputError
-
         raise InputError(f"the {backend} backend needs posed images, not a point cloud",
                          getattr(scene, "source", None), "pass a folder of posed images")
     return views
@@ -52,3 +59,111 @@ def check_image_arrays(images: Any, masks: Any, cameras: Cameras) -> tuple[np.nd
             raise ValueError(f"masks must be (C, H, W) = ({C}, {H}, {W}), got {masks.shape}")
         masks = masks.reshape(C, H, W)
     return images, masks
+
+
+def estimate_background(images: np.ndarray, masks: np.ndarray | None, mode: str = "auto") -> np.ndarray:
+    """(3,) float32 background colour.
+
+    "white"/"black" are taken as given. "auto": with masks, the median colour of the pixels outside
+    them; without, white when the images' border pixels are mostly bright, else black.
+    """
+    if mode == "white":
+        return np.ones(3, np.float32)
+    if mode == "black":
+        return np.zeros(3, np.float32)
+    if masks is not None and (masks < 0.5).any():
+        return np.median(images[masks < 0.5], axis=0).astype(np.float32)
+    border = np.concatenate([images[:, 0].reshape(-1, 3), images[:, -1].reshape(-1, 3),
+                             images[:, :, 0].reshape(-1, 3), images[:, :, -1].reshape(-1, 3)])
+    return (np.ones(3) if float(border.mean()) > 0.5 else np.zeros(3)).astype(np.float32)
+
+
+class PosedBackend:
+    """What the image backends share: views -> normalised arrays -> a trainer -> the trained field.
+
+    A subclass sets ``name`` and ``config_class`` and implements :meth:`make_trainer` (and may
+    override :meth:`view_extras` to pass more inputs, such as sparse points, to it). Its field
+    comes back in the views' world units.
+    """
+
+    name = "posed"
+    config_class: type = object
+    requires = frozenset({"images"})
+
+    def __init__(self, config: Any = None):
+        self.config = config if config is not None else self.config_class()
+        self.trainer = None  # the last run's trainer (novel views, further training)
+
+    def make_trainer(self, images: np.ndarray, masks: np.ndarray | None, cameras: Cameras, *, device: str,
+                     to_world: np.ndarray | None, checkpoint_dir: str | os.PathLike | None, **extras: Any) -> Any:
+        """The backend's trainer for these arrays (see :meth:`fit_arrays`)."""
+        raise NotImplementedError
+
+    def view_extras(self, views: Views, to_world: np.ndarray) -> dict[str, Any]:
+        """More inputs for :meth:`make_trainer` taken from the views (none by default)."""
+        return {}
+
+    def run_trainer(self, trainer: Any, progress: Progress, **train_kwargs: Any) -> None:
+        """Train (a subclass may translate its trainer's errors here)."""
+        trainer.train(progress=progress, **train_kwargs)
+
+    def fit_arrays(self, images: np.ndarray, masks: np.ndarray | None, cameras: Cameras, *,
+                   to_world: np.ndarray | None = None, device: str | None = "cpu", progress: Progress = NULL_PROGRESS,
+                   checkpoint_dir: str | os.PathLike | None = None, resume: bool = False, extras: dict | None = None,
+                   **train_kwargs: Any) -> Any:
+        """Train on in-memory arrays.
+
+        Args:
+            images: (C, H, W, 3) float32 RGB in [0, 1]; masks: optional (C, H, W) float32 in [0, 1].
+            cameras: C cameras (OpenCV convention) normalised so the scene lies in the unit sphere.
+            to_world: (4, 4) similarity mapping the normalised frame to world units (identity if None).
+            device: "cpu", "cuda" or "auto" (the config's ``device`` wins unless it is "auto").
+            progress: progress reporter.
+            checkpoint_dir: folder for the trainer's checkpoint (written periodically, on Ctrl-C and at the end).
+            resume: continue from the checkpoint in ``checkpoint_dir`` when there is one.
+            extras: more inputs for :meth:`make_trainer` (e.g. GVKF's ``points3d``).
+            train_kwargs: passed to the trainer's ``train`` (``callback``, ``callback_every``...).
+
+        Returns:
+            The trained field (world units).
+
+        Raises:
+            InputError: images and cameras that do not belong together; an unreadable checkpoint.
+        """
+        dev = backend_device(self.config.device, device)
+        progress.update(f"{self.name}: setting up", None, f"{len(cameras)} views, {cameras.width}x{cameras.height}, {dev}")
+        try:
+            trainer = self.make_trainer(images, masks, cameras, device=dev, to_world=to_world,
+                                        checkpoint_dir=checkpoint_dir, **(extras or {}))
+        except ValueError as e:  # shapes that do not match, cameras that miss the scene
+            raise InputError(str(e), None, "check that the cameras and images belong together and face the scene") from e
+        if resume and checkpoint_dir is not None:
+            trainer.resume(progress)
+        self.trainer = trainer
+        self.run_trainer(trainer, progress, **train_kwargs)
+        return trainer.field()
+
+    def fit_views(self, views: Views, *, device: str | None = "cpu", progress: Progress = NULL_PROGRESS,
+                  checkpoint_dir: str | os.PathLike | None = None, resume: bool = False, **train_kwargs: Any) -> Any:
+        """Normalise ``views`` (world units) into the unit sphere, read their images and train.
+
+        Returns:
+            The trained field in the views' world units.
+        """
+        cfg = self.config
+        progress.update(f"{self.name}: reading images", None, f"{len(views)} views")
+        norm, to_world = normalize_views(views)
+        images, masks, cams = read_view_images(norm, max_size=cfg.max_image_size, background=BACKGROUNDS.get(cfg.background))
+        return self.fit_arrays(images, masks, cams, to_world=to_world, device=device, progress=progress,
+                               checkpoint_dir=checkpoint_dir, resume=resume, extras=self.view_extras(views, to_world),
+                               **train_kwargs)
+
+    def fit(self, scene: Any, *, device: str | None = "cpu", progress: Progress = NULL_PROGRESS,
+            checkpoint_dir: str | os.PathLike | None = None, resume: bool = False) -> Any:
+        """Registry entry point: ``scene`` is a :class:`~recon.types.Views` or a Scene with ``views``."""
+        views = require_views(scene, self.name)
+        return self.fit_views(views, device=device, progress=progress, checkpoint_dir=checkpoint_dir, resume=resume)
+
+    def with_options(self, **changes: Any) -> "PosedBackend":
+        """A backend of the same kind with some config fields replaced (e.g. ``steps``, ``time_budget``)."""
+        return type(self)(dataclasses.replace(self.config, **changes))

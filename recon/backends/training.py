@@ -19,8 +19,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
+from recon.backends.posed import check_image_arrays, estimate_background
 from recon.device import torch_threads
 from recon.errors import InputError
 from recon.io.atomic import atomic_write
@@ -62,6 +64,32 @@ class TrainingLoop:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    # ------------------------------------------------------------------ set-up
+
+    def _take_images(self, config: Any, images: np.ndarray, masks: np.ndarray | None, cameras: Any, *,
+                     device: str | torch.device, to_world: np.ndarray | None,
+                     checkpoint_dir: str | os.PathLike | None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """Set what every image trainer holds and check its arrays.
+
+        Sets ``cfg``, ``device``, ``to_world`` ((4, 4) normalised -> world, identity when None),
+        ``checkpoint_dir``, ``cameras`` and ``image_shape`` (C, H, W).
+
+        Returns:
+            The (C, H, W, 3) float32 images, the optional (C, H, W) float32 masks and the (3,) float32
+            background colour (``config.background``: white, black or auto).
+
+        Raises:
+            ValueError: images, masks and cameras that do not match.
+        """
+        self.cfg = config
+        self.device = torch.device(device)
+        self.to_world = np.eye(4) if to_world is None else np.asarray(to_world, np.float64)
+        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
+        images, masks = check_image_arrays(images, masks, cameras)
+        self.image_shape = images.shape[:3]
+        self.cameras = cameras
+        return images, masks, estimate_background(images, masks, config.background)
 
     # ------------------------------------------------------------------ schedule
 

@@ -1,4 +1,4 @@
-"""Moving between world coordinates (float64) and local working coordinates (float32)."""
+"""Moving between world coordinates (float64) and local working coordinates (float32), and similarity transforms."""
 
 from __future__ import annotations
 
@@ -40,3 +40,13 @@ def centred_frame(points: np.ndarray, normalise: bool = False) -> LocalFrame:
     if not np.isfinite(scale) or scale <= 0:
         scale = 1.0
     return LocalFrame(offset=centre.astype(np.float64), scale=scale)
+
+
+def similarity_parts(to_world: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Split a similarity transform (4, 4) into scale s > 0, the (3, 3) linear part A = s R, and offset c (3,)."""
+    T = np.asarray(to_world, dtype=np.float64).reshape(4, 4)
+    A = T[:3, :3]
+    s = float(abs(np.linalg.det(A)) ** (1.0 / 3.0))
+    if not np.isfinite(s) or s <= 0:
+        raise ValueError("to_world must be an invertible similarity transform")
+    return s, A.copy(), T[:3, 3].copy()

@@ -16,7 +16,7 @@ import torch
 
 from recon.backends.gvkf.config import GVKFConfig
 from recon.backends.gvkf.gaussians import GaussianSet
-from recon.backends.volsdf.field import similarity_parts
+from recon.ops.transforms import similarity_parts
 from recon.types import Mesh
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +21,7 @@ import torch
 from recon.backends.gvkf.config import GVKFConfig
 from recon.backends.gvkf.densify import DensifyStats, densify_and_prune, remap_optimizer, reset_opacity
 from recon.backends.gvkf.gaussians import GaussianSet
+from recon.backends.gvkf.init import initial_gaussians
 from recon.backends.gvkf.losses import depth_normal_loss, mask_loss, photometric_loss
 from recon.backends.training import TrainingLoop, psnr  # noqa: F401 - psnr is re-exported
 from recon.config import to_dict
@@ -79,20 +79,9 @@ class GVKFTrainer(TrainingLoop):
                  device: str | torch.device = "cpu", to_world: np.ndarray | None = None,
                  points3d: tuple[np.ndarray, np.ndarray] | None = None,
                  checkpoint_dir: str | os.PathLike | None = None):
-        from recon.backends.gvkf.init import initial_gaussians
-        from recon.backends.volsdf.trainer import estimate_background
-
-        self.cfg = config
-        self.device = torch.device(device)
-        self.to_world = np.eye(4) if to_world is None else np.asarray(to_world, np.float64)
-        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
-        from recon.backends.posed import check_image_arrays
-
-        images, masks = check_image_arrays(images, masks, cameras)
-        C, H, W, _ = images.shape
-        self.image_shape = (C, H, W)
-        self.cameras = cameras
-        self.background = torch.from_numpy(estimate_background(images, masks, config.background)).to(self.device)
+        images, masks, bg = self._take_images(config, images, masks, cameras, device=device, to_world=to_world,
+                                              checkpoint_dir=checkpoint_dir)
+        self.background = torch.from_numpy(bg).to(self.device)
         self.images = torch.from_numpy(images).to(self.device)
         self.masks = None if masks is None else torch.from_numpy(masks).to(self.device)
         self.K = torch.as_tensor(np.asarray(cameras.K, np.float32), device=self.device)

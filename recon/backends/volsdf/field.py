@@ -13,17 +13,8 @@ import numpy as np
 import torch
 
 from recon.backends.volsdf.networks import SDFNetwork
+from recon.ops.transforms import similarity_parts
 from recon.types import Mesh
-
-
-def similarity_parts(to_world: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Split a similarity transform (4, 4) into scale s > 0, the (3, 3) linear part A = s R, and offset c (3,)."""
-    T = np.asarray(to_world, dtype=np.float64).reshape(4, 4)
-    A = T[:3, :3]
-    s = float(abs(np.linalg.det(A)) ** (1.0 / 3.0))
-    if not np.isfinite(s) or s <= 0:
-        raise ValueError("to_world must be an invertible similarity transform")
-    return s, A.copy(), T[:3, 3].copy()
 
 
 class VolSDFField:

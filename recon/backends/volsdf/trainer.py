@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,23 +25,6 @@ from recon.types import Cameras
 
 CHECKPOINT_NAME = "volsdf.pt"
 CHECKPOINT_VERSION = 1
-
-
-def estimate_background(images: np.ndarray, masks: np.ndarray | None, mode: str = "auto") -> np.ndarray:
-    """(3,) float32 background colour.
-
-    "white"/"black" are taken as given. "auto": with masks, the median colour of the pixels outside
-    them; without, white when the images' border pixels are mostly bright, else black.
-    """
-    if mode == "white":
-        return np.ones(3, np.float32)
-    if mode == "black":
-        return np.zeros(3, np.float32)
-    if masks is not None and (masks < 0.5).any():
-        return np.median(images[masks < 0.5], axis=0).astype(np.float32)
-    border = np.concatenate([images[:, 0].reshape(-1, 3), images[:, -1].reshape(-1, 3),
-                             images[:, :, 0].reshape(-1, 3), images[:, :, -1].reshape(-1, 3)])
-    return (np.ones(3) if float(border.mean()) > 0.5 else np.zeros(3)).astype(np.float32)
 
 
 def pixel_batch_rays(K: torch.Tensor, cam_to_world: torch.Tensor, pixels: torch.Tensor, width: int, height: int,
@@ -111,17 +93,9 @@ class VolSDFTrainer(TrainingLoop):
     def __init__(self, config: VolSDFConfig, images: np.ndarray, masks: np.ndarray | None, cameras: Cameras, *,
                  device: str | torch.device = "cpu", to_world: np.ndarray | None = None,
                  checkpoint_dir: str | os.PathLike | None = None):
-        self.cfg = config
-        self.device = torch.device(device)
-        self.to_world = np.eye(4) if to_world is None else np.asarray(to_world, np.float64)
-        self.checkpoint_dir = None if checkpoint_dir is None else Path(checkpoint_dir)
-        from recon.backends.posed import check_image_arrays
-
-        images, masks = check_image_arrays(images, masks, cameras)
-        C, H, W, _ = images.shape
-        self.image_shape = (C, H, W)
-        self.cameras = cameras
-        bg = estimate_background(images, masks, config.background)
+        images, masks, bg = self._take_images(config, images, masks, cameras, device=device, to_world=to_world,
+                                              checkpoint_dir=checkpoint_dir)
+        C, H, W = self.image_shape
 
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(config.seed)

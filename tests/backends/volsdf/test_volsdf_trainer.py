@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from recon.backends.volsdf.config import VolSDFConfig
-from recon.backends.volsdf.trainer import VolSDFTrainer, estimate_background, pixel_batch_rays
+from recon.backends.posed import estimate_background
+from recon.backends.volsdf.trainer import VolSDFTrainer, pixel_batch_rays
 from recon.ops.rays import image_rays
 
 from tests.backends.volsdf.helpers import orbit_cameras, render_sphere
