@@ -47,8 +47,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (RESULTS_DIR, SHARED_DATA, list_meshes, machine_info, markdown_table, mesh_name,  # noqa: E402
                     now_utc, run_isolated)
 
+from recon.meshing.cleanup import mesh_volume  # noqa: E402
 from recon.normals.hdfe import data as D  # noqa: E402
 from recon.normals.hdfe.model import DEFAULT_WEIGHTS  # noqa: E402
+from recon.types import Mesh  # noqa: E402
 
 KS = (10, 20, 50, 100)
 #: Open3D PCA is run at one k (it matches our numpy PCA to 1e-9 deg at every k; checked on fandisk/feline).
@@ -200,13 +202,6 @@ def pcpnet_armadillo(log) -> tuple[str, dict]:
     return md, res
 
 
-def signed_volume(vertices: np.ndarray, faces: np.ndarray) -> float:
-    """Signed volume of a closed triangle mesh: > 0 when its faces wind outward (CCW seen from outside)."""
-    v = np.asarray(vertices, dtype=np.float64)
-    f = np.asarray(faces, dtype=np.int64)
-    return float(np.einsum("ij,ij->i", v[f[:, 0]], np.cross(v[f[:, 1]], v[f[:, 2]])).sum() / 6.0)
-
-
 def _pin_one_core() -> None:
     """Restrict this (child) process to one core, so every library uses one thread's worth."""
     try:
@@ -223,7 +218,7 @@ O3D_ORIENT_TIMEOUT = 900.0
 def _orient_cloud(path: str, seed: int) -> tuple[np.ndarray, np.ndarray, bool]:
     """Clean 100k cloud (recentred) with OUTWARD ground-truth normals, and whether the file is wound inward."""
     tm = D.load_mesh_file(path)
-    vol = signed_volume(tm.vertices, tm.faces)
+    vol = mesh_volume(Mesh(np.asarray(tm.vertices, np.float64), np.asarray(tm.faces, np.int64)))
     p, n = D.make_cloud(D.mesh_sampler(path), N_POINTS, "noise0", seed)
     n = n if vol >= 0 else -n  # inward-wound file: outward GT = -face normal
     return p - p.mean(axis=0), n, bool(vol < 0)

@@ -36,6 +36,7 @@ REPO = BENCH_DIR.parent
 if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
+from recon.meshing.cleanup import mesh_volume  # noqa: E402
 from recon.types import Mesh, PointCloud  # noqa: E402
 
 SHARED_DATA = Path(os.environ.get("RECON_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -119,17 +120,10 @@ def load_mesh_any(path: Path) -> tuple[Mesh | None, str]:
     return None, "; ".join(errors)
 
 
-def signed_volume(mesh: Mesh) -> float:
-    """Signed enclosed volume (divergence theorem); negative for inward-wound closed meshes."""
-    v = mesh.vertices
-    f = mesh.faces
-    return float(np.einsum("ij,ij->i", v[f[:, 0]], np.cross(v[f[:, 1]], v[f[:, 2]])).sum() / 6.0)
-
-
 def orient_outward(mesh: Mesh) -> tuple[Mesh, bool]:
     """The mesh with faces reversed if its signed volume is negative (inside-out files
     such as scivi/buddha and scivi/feline), and whether it was flipped."""
-    if signed_volume(mesh) < 0:
+    if mesh_volume(mesh) < 0:
         return Mesh(mesh.vertices, mesh.faces[:, ::-1].copy()), True
     return mesh, False
 
@@ -389,5 +383,5 @@ __all__ = [
     "BENCH_DIR", "CACHE_DIR", "Case", "EVAL_SAMPLES", "MESH_DIR", "N_INPUT_POINTS", "NOISE_SIGMA",
     "RESULTS_DIR", "Timer", "fmt", "list_meshes", "load_case", "load_mesh_any", "machine_info",
     "markdown_table", "mean_finite", "mesh_name", "normalise_mesh", "now_utc", "orient_outward", "peak_rss_mib",
-    "prepare_input", "run_isolated", "signed_volume",
+    "prepare_input", "run_isolated",
 ]

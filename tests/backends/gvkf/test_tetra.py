@@ -12,9 +12,16 @@ import torch
 
 from recon.backends.gvkf.gaussians import GaussianSet
 from recon.backends.gvkf.tetra import (
-    CASE_TABLE, NoSurfaceError, candidate_points, extract_mesh, long_edge_keep, marching_tetrahedra,
+    CASE_TABLE,
+    NoSurfaceError,
+    candidate_points,
+    extract_mesh,
+    long_edge_keep,
+    marching_tetrahedra,
 )
 from recon.errors import ReconError
+from recon.meshing.cleanup import mesh_volume
+from recon.types import Mesh
 
 RADIUS = 0.5
 
@@ -51,8 +58,7 @@ def edge_use_counts(faces: np.ndarray, directed: bool) -> np.ndarray:
 
 
 def signed_volume(v: np.ndarray, f: np.ndarray) -> float:
-    v = v.astype(np.float64)
-    return float(np.einsum("ij,ij->i", v[f[:, 0]], np.cross(v[f[:, 1]], v[f[:, 2]])).sum() / 6.0)
+    return mesh_volume(Mesh(v.astype(np.float64), np.asarray(f, np.int64)))
 
 
 def test_case_table_single_tetra_every_case_both_orientations():
