@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -78,6 +79,20 @@ def estimate_background(images: np.ndarray, masks: np.ndarray | None, mode: str 
     return (np.ones(3) if float(border.mean()) > 0.5 else np.zeros(3)).astype(np.float32)
 
 
+#: a run that stops (time budget or Ctrl-C) before this fraction of its steps is reported as far from converged
+CONVERGED_FRACTION = 0.25
+
+
+def warn_if_unconverged(name: str, done: int, steps: int, interrupted: bool) -> None:
+    """Warn (a note in the run's summary) when training stopped far short of its configured steps."""
+    if steps <= 0 or done >= CONVERGED_FRACTION * steps:
+        return
+    why = "Ctrl-C" if interrupted else "the time budget"
+    warnings.warn(f"{name} training stopped by {why} after {done:,} of {steps:,} steps ({100 * done / steps:.1f} %): "
+                  "the surface is far from converged; give a longer --time-budget or more --steps, or use a GPU",
+                  RuntimeWarning, stacklevel=2)
+
+
 class PosedBackend:
     """What the image backends share: views -> normalised arrays -> a trainer -> the trained field.
 
@@ -141,6 +156,7 @@ class PosedBackend:
             trainer.resume(progress)
         self.trainer = trainer
         self.run_trainer(trainer, progress, **train_kwargs)
+        warn_if_unconverged(self.name, trainer.stats.step, self.config.steps, trainer.stats.interrupted)
         return trainer.field()
 
     def fit_views(self, views: Views, *, device: str | None = "cpu", progress: Progress = NULL_PROGRESS,

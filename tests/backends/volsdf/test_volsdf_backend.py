@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 import pytest
@@ -90,3 +91,15 @@ def test_cameras_missing_the_scene_is_a_clear_error():
         VolSDFBackend(dataclasses.replace(TINY, steps=1)).fit_arrays(imgs, masks, cams)
     with pytest.raises(InputError, match="cameras"):
         VolSDFBackend(TINY).fit_arrays(imgs[:3], masks[:3], orbit_cameras(4, 8))
+
+
+def test_a_run_stopped_far_from_its_steps_says_so():
+    cams = orbit_cameras(6, 16)
+    imgs, masks = render_sphere(cams, 0.7)
+    short = VolSDFBackend(dataclasses.replace(TINY, steps=10_000, time_budget=0.3, mesh_resolution=16))
+    with pytest.warns(RuntimeWarning, match=r"stopped by the time budget after .* of 10,000 steps .*far from converged"):
+        short.fit_arrays(imgs, masks, cams)
+    done = VolSDFBackend(dataclasses.replace(TINY, steps=3, time_budget=None, mesh_resolution=16))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        done.fit_arrays(imgs, masks, cams)  # all its steps: no warning
