@@ -15,6 +15,8 @@ import numpy as np
 
 from recon.errors import InputError
 
+from recon_apps.viewer.layers import Coloring, Layer
+
 
 @dataclass
 class GaussianSource:
@@ -86,8 +88,6 @@ def gaussian_layers(src: GaussianSource, label: str, options: Any, min_opacity: 
                     max_gaussians: int = 60_000) -> list:
     """Layers: "gaussians" (ellipsoids coloured by RGB) and "centres" (points, hidden)."""
     import pyvista as pv
-
-    from recon_apps.viewer.scene import Coloring, Layer
 
     g = src.gaussians
     keep = (g.opacities() >= min_opacity).cpu().numpy()

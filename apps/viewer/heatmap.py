@@ -7,6 +7,8 @@ import pyvista as pv
 
 from recon.types import Mesh, PointCloud
 
+from recon_apps.viewer.layers import mesh_to_polydata
+
 
 def distance_to_mesh(points: np.ndarray, gt: Mesh) -> np.ndarray:
     """Unsigned distance (float64, world units) from each point to the GT *surface*.
@@ -18,8 +20,6 @@ def distance_to_mesh(points: np.ndarray, gt: Mesh) -> np.ndarray:
     pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
     if len(pts) == 0:
         return np.zeros(0)
-    from recon_apps.viewer.scene import mesh_to_polydata
-
     surface = mesh_to_polydata(gt)
     probe = pv.PolyData(pts)
     out = probe.compute_implicit_distance(surface, inplace=False)

@@ -17,6 +17,8 @@ import pyvista as pv
 
 from recon.types import PointCloud, Views
 
+from recon_apps.viewer.layers import frustum_corners
+
 #: Thumbnails are drawn for at most this many views.
 MAX_THUMBNAILS = 100
 #: Thumbnail cells along the image's longer side.
@@ -109,8 +111,6 @@ def read_thumbnail(path: str, longest: int = 4 * THUMBNAIL_CELLS) -> np.ndarray:
 
 def thumbnails_polydata(views: Views, depth: float, cells: int = THUMBNAIL_CELLS) -> pv.PolyData | None:
     """All views' thumbnails merged into one PolyData (None for more than MAX_THUMBNAILS views)."""
-    from recon_apps.viewer.scene import frustum_corners
-
     if len(views) == 0 or len(views) > MAX_THUMBNAILS:
         return None
     _, corners = frustum_corners(views.cameras, depth)

@@ -22,101 +22,12 @@ import pyvista as pv
 from recon.errors import ConfigError
 from recon.types import Cameras, Mesh, PointCloud, Views
 
-MESH_STYLES = ("smooth", "flat", "wireframe")
-"""Surface styles, in the order the ``m`` key cycles them."""
-
-POINT_COLORINGS = ("rgb", "normal", "height", "solid")
-"""Built-in colourings; any numeric per-point attribute name is accepted too, and
-``error`` (distance to the ground truth) when a GT mesh is given."""
-
-ERROR_SCALARS = "distance to GT"
-
-
-@dataclass
-class Coloring:
-    """One way to colour a layer.
-
-    Attributes:
-        name: what the user types (``--color-by``) and sees in the help overlay.
-        scalars: the point-data array to colour by; None means one solid colour.
-        rgb: the array holds uint8 RGB colours to show as they are.
-        cmap: colour map for scalar arrays.
-        clim: (low, high) of the colour map; None lets pyvista use the data range.
-        bar: title of the scalar bar to show with it (None: no bar).
-    """
-
-    name: str
-    scalars: str | None = None
-    rgb: bool = False
-    cmap: str | None = None
-    clim: tuple[float, float] | None = None
-    bar: str | None = None
-
-
-@dataclass
-class Layer:
-    """Something to draw: a dataset, its colourings and its style.
-
-    Attributes:
-        name: a short kind name shared by the layers one key toggles ("points",
-            "mesh", "normals", "gt", "cameras").
-        dataset: the pyvista dataset.
-        kind: "points", "surface" or "lines".
-        colorings: the available colourings; ``coloring`` indexes the current one.
-        coloring: index of the current colouring.
-        style: surface style, one of :data:`MESH_STYLES` (surfaces only).
-        visible: drawn or hidden.
-        color: the solid colour.
-        opacity: 0..1.
-        point_size: pixels (points).
-        line_width: pixels (lines and wireframes).
-        source: what the dataset was made from when it can be remade (a saved field's
-            :class:`~recon_apps.viewer.fields.FieldSource`), else None.
-    """
-
-    name: str
-    dataset: pv.DataSet
-    kind: str
-    colorings: list[Coloring] = field(default_factory=lambda: [Coloring("solid")])
-    coloring: int = 0
-    style: str = "smooth"
-    visible: bool = True
-    color: str = "lightgray"
-    opacity: float = 1.0
-    point_size: float = 3.0
-    line_width: float = 1.0
-    source: Any = None
-
-    @property
-    def current(self) -> Coloring:
-        return self.colorings[self.coloring]
-
-    def add_mesh_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for :meth:`pyvista.Plotter.add_mesh` in the current state."""
-        c = self.current
-        kw: dict[str, Any] = {"opacity": self.opacity, "reset_camera": False, "pickable": self.kind != "lines"}
-        if c.scalars is None:
-            kw["color"] = self.color
-        else:
-            kw.update(scalars=c.scalars, rgb=c.rgb)
-            if not c.rgb:
-                kw.update(cmap=c.cmap or "viridis", clim=c.clim, show_scalar_bar=c.bar is not None)
-                if c.bar is not None:
-                    kw["scalar_bar_args"] = {"title": c.bar, "vertical": False, "position_x": 0.42,
-                                             "position_y": 0.03, "height": 0.06, "width": 0.5, "n_labels": 3,
-                                             "fmt": "%.3g", "title_font_size": 14, "label_font_size": 12,
-                                             "color": "#e8e8e8"}
-        if self.kind == "points":
-            kw.update(style="points", point_size=self.point_size, render_points_as_spheres=False)
-        elif self.kind == "lines":
-            kw.update(line_width=self.line_width)
-        else:
-            if self.style == "wireframe":
-                kw.update(style="wireframe", line_width=self.line_width)
-            else:
-                kw.update(smooth_shading=self.style == "smooth")
-        return kw
-
+from recon_apps.viewer.fields import FieldSource
+from recon_apps.viewer.gaussians import GaussianSource, gaussian_layers
+from recon_apps.viewer.heatmap import distance_to_mesh
+from recon_apps.viewer.layers import (ERROR_SCALARS, MESH_STYLES, POINT_COLORINGS, Coloring, Layer, frustum_corners,
+                                      mesh_to_polydata)
+from recon_apps.viewer.posed import PosedImageSet, thumbnails_polydata
 
 @dataclass
 class Panel:
@@ -234,14 +145,6 @@ def build_panels(items: Sequence[tuple[str, Any]], options: SceneOptions, overla
 # ---------------------------------------------------------------- helpers
 
 
-def mesh_to_polydata(mesh: Mesh) -> pv.PolyData:
-    """A pyvista PolyData of a recon Mesh (vertex colours as uint8 ``rgb``)."""
-    poly = pv.PolyData.from_regular_faces(np.asarray(mesh.vertices, dtype=np.float64), mesh.faces)
-    if mesh.vertex_colors is not None:
-        poly.point_data["rgb"] = (np.clip(mesh.vertex_colors, 0, 1) * 255 + 0.5).astype(np.uint8)
-    return poly
-
-
 def normals_to_rgb(normals: np.ndarray) -> np.ndarray:
     """Unit normals mapped to uint8 colours, ``(n + 1) / 2`` per axis (+x red, +y green, +z blue)."""
     return (np.clip((np.asarray(normals, dtype=np.float64) + 1.0) * 0.5, 0, 1) * 255 + 0.5).astype(np.uint8)
@@ -271,8 +174,6 @@ def _height_coloring(options: SceneOptions) -> Coloring:
 def _error_coloring(poly: pv.PolyData, options: SceneOptions) -> Coloring | None:
     if options.gt is None:
         return None
-    from recon_apps.viewer.heatmap import distance_to_mesh
-
     d = distance_to_mesh(np.asarray(poly.points), options.gt)
     poly.point_data[ERROR_SCALARS] = d
     top = options.error_max if options.error_max is not None else float(np.percentile(d, 95)) if d.size else 0.0
@@ -367,22 +268,6 @@ def mesh_layers(mesh: Mesh, label: str, options: SceneOptions) -> list[Layer]:
     return layers
 
 
-def frustum_corners(cameras: Cameras, depth: float) -> tuple[np.ndarray, np.ndarray]:
-    """Camera centres (C, 3) and image-corner points at ``depth`` along the optical axis (C, 4, 3).
-
-    Corners are the pixel-grid corners (0,0), (w,0), (w,h), (0,h) back-projected
-    through ``K`` (OpenCV: x right, y down, z forward) and mapped by ``cam_to_world``.
-    """
-    K = np.asarray(cameras.K, dtype=np.float64).reshape(-1, 3, 3)
-    T = np.asarray(cameras.cam_to_world, dtype=np.float64).reshape(-1, 4, 4)
-    w, h = float(cameras.width), float(cameras.height)
-    pix = np.array([[0, 0, 1], [w, 0, 1], [w, h, 1], [0, h, 1]], dtype=np.float64)
-    rays = np.einsum("cij,kj->cki", np.linalg.inv(K), pix)  # (C, 4, 3) with z = 1
-    cam_pts = rays * depth
-    corners = np.einsum("cij,ckj->cki", T[:, :3, :3], cam_pts) + T[:, None, :3, 3]
-    return T[:, :3, 3].copy(), corners
-
-
 def frustum_polydata(cameras: Cameras, depth: float) -> pv.PolyData:
     """One line set for all cameras: per camera 4 apex edges, 4 image-rectangle edges and an
     "up" tick above the image's top edge (y down, so the tick marks row 0). Cell data
@@ -422,6 +307,7 @@ def camera_layers(cameras: Cameras, label: str, options: SceneOptions) -> list[L
     return [Layer("cameras", frustum_polydata(cameras, depth), "lines", color="gold", line_width=2.0)]
 
 
+@register_adapter(FieldSource)
 def field_layers(source: Any, label: str, options: SceneOptions) -> list[Layer]:
     """A saved field: the mesh of its current level set, remade when the viewer's sliders move."""
     layers = mesh_layers(source.mesh(), label, options)
@@ -429,10 +315,9 @@ def field_layers(source: Any, label: str, options: SceneOptions) -> list[Layer]:
     return layers
 
 
+@register_adapter(PosedImageSet)
 def posed_layers(posed: Any, label: str, options: SceneOptions) -> list[Layer]:
     """A posed-image folder: frustums, the images as thumbnails on them, and its sparse points."""
-    from recon_apps.viewer.posed import thumbnails_polydata
-
     cams = posed.views.cameras
     depth = options.frustum_depth if options.frustum_depth is not None else default_frustum_depth(cams)
     layers = camera_layers(cams, label, options)
@@ -442,16 +327,6 @@ def posed_layers(posed: Any, label: str, options: SceneOptions) -> list[Layer]:
     if posed.points is not None:
         layers = cloud_layers(posed.points, label, options) + layers
     return layers
-
-
-def _register_late_adapters() -> None:
-    from recon_apps.viewer.fields import FieldSource
-    from recon_apps.viewer.gaussians import GaussianSource, gaussian_layers
-    from recon_apps.viewer.posed import PosedImageSet
-
-    register_adapter(FieldSource)(field_layers)
-    register_adapter(PosedImageSet)(posed_layers)
-    register_adapter(GaussianSource)(gaussian_layers)
 
 
 @register_adapter(Views)
@@ -480,4 +355,4 @@ __all__ = [
     "up_vector",
 ]
 
-_register_late_adapters()
+register_adapter(GaussianSource)(gaussian_layers)
