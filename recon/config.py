@@ -1,16 +1,25 @@
 """Typed configuration: dataclasses loaded from YAML presets and ``key=value`` overrides.
 
-Every backend has a config dataclass whose field comments document the option and
-whose defaults are the recommended values. Configs serialise to plain dicts
-(:func:`to_dict`) and load back with :func:`from_dict`, which rejects unknown keys and
-wrong types with a :class:`~recon.errors.ConfigError` that names the key.
+Every backend has a config dataclass whose defaults are the recommended values. Each field is
+documented once, by a string literal right after it (read by :func:`field_docs`); a class may
+hold a ``LIMITS`` table of inclusive ranges that its ``__post_init__`` checks with
+:func:`check_limits`. :func:`describe_fields` gathers name, type, default, range and doc for
+``recon config show``. Configs serialise to plain dicts (:func:`to_dict`) and load back with
+:func:`from_dict`, which rejects unknown keys and wrong types with a
+:class:`~recon.errors.ConfigError` that names the key.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import difflib
+import functools
+import inspect
+import itertools
 import math
 import os
+import textwrap
 import types
 import typing
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -122,8 +131,6 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, source: str | None = No
     kwargs = {}
     for k, v in data.items():
         if k not in names:
-            import difflib
-
             close = difflib.get_close_matches(str(k), names, n=1)
             hint = f"did you mean '{prefix}{close[0]}'?" if close else f"known keys: {', '.join(names)}"
             raise ConfigError(f"unknown config key '{prefix}{k}'", source, hint)
@@ -137,8 +144,9 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, source: str | None = No
 def check_limits(cfg: Any, limits: dict[str, tuple[float, float]], prefix: str = "") -> None:
     """Refuse a field outside its inclusive [lo, hi] range (None values pass).
 
-    Backend configs call this from ``__post_init__`` with a table of the fields that size memory,
-    threads or work, so an absurd value is a one-line error before anything is allocated.
+    Config classes call this from ``__post_init__`` with their ``LIMITS`` table (the fields that size
+    memory, threads or work), so an absurd value is a one-line error before anything is allocated;
+    :func:`describe_fields` shows the same table.
 
     Raises:
         ConfigError: naming the key, its value and the range.
@@ -215,4 +223,97 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
-__all__ = ["MAX_THREADS", "check_limits", "from_dict", "to_dict", "load_yaml", "parse_override", "set_nested", "typing"]
+@functools.cache
+def field_docs(cls: type) -> dict[str, str]:
+    """Field name -> its documentation: the string literal right after the field in the class body.
+
+    Dataclass bases are read first, so a subclass's literal wins. Fields without one are absent.
+    """
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError):  # no source (e.g. a class made at run time)
+            continue
+        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+        for node, after in itertools.pairwise(body):
+            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                    and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+                    and isinstance(after.value.value, str)):
+                docs[node.target.id] = inspect.cleandoc(after.value.value)
+    return docs
+
+
+def type_text(tp: Any) -> str:
+    """Readable annotation: ``float | None``, ``'auto' | 'cpu'``, ``list[str]``."""
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return " | ".join(type_text(a) for a in get_args(tp))
+    if origin is Literal:
+        return " | ".join(repr(a) for a in get_args(tp))
+    if tp is type(None):
+        return "None"
+    if origin is not None:
+        args = ", ".join("..." if a is Ellipsis else type_text(a) for a in get_args(tp))
+        name = getattr(origin, "__name__", str(origin))
+        return f"{name}[{args}]" if args else name
+    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldInfo:
+    """One config field as ``recon config show`` prints it.
+
+    Attributes:
+        name: the key in YAML presets and ``--set``.
+        type: the annotation as text.
+        default: the default value as plain data (lists, numbers, strings, None, dicts).
+        range: the allowed range as text (e.g. ``"1..256"``), "" when the class has none for it.
+        doc: the field's documentation (see :func:`field_docs`).
+    """
+
+    name: str
+    type: str
+    default: Any
+    range: str
+    doc: str
+
+
+def range_text(lo: float | None, hi: float | None) -> str:
+    """``"1..8"``, ``">= 0"``, ``"<= 10"`` or "" for an inclusive range with optional bounds."""
+    if lo is not None and hi is not None:
+        return f"{lo:g}..{hi:g}"
+    if lo is not None:
+        return f">= {lo:g}"
+    return "" if hi is None else f"<= {hi:g}"
+
+
+def describe_fields(cls: type, ranges: dict[str, str] | None = None) -> list[FieldInfo]:
+    """Name, type, default, range and doc of every init field of the config dataclass ``cls``.
+
+    Args:
+        cls: a config dataclass.
+        ranges: range text by field name; default: the class's ``LIMITS`` table (none when it has none).
+    """
+    if ranges is None:
+        ranges = {k: range_text(lo, hi) for k, (lo, hi) in getattr(cls, "LIMITS", {}).items()}
+    hints = get_type_hints(cls)
+    docs = field_docs(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = None
+        out.append(FieldInfo(f.name, type_text(hints[f.name]), to_dict(default), ranges.get(f.name, ""),
+                             docs.get(f.name, "")))
+    return out
+
+__all__ = ["MAX_THREADS", "FieldInfo", "check_limits", "describe_fields", "field_docs", "from_dict", "load_yaml",
+           "parse_override", "range_text", "set_nested", "to_dict", "type_text", "typing"]

@@ -12,20 +12,29 @@ usable from Python::
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from recon.config import from_dict, load_yaml, parse_override, set_nested, to_dict
+from recon.config import (
+    check_limits,
+    from_dict,
+    load_yaml,
+    parse_override,
+    set_nested,
+    to_dict,
+)
 from recon.device import resolve_device
 from recon.errors import ConfigError, EmptyResultError, InputError
-from recon.normals import MAX_K, MIN_K, check_normal_method, estimate_normals
+from recon.normals import MAX_K, MIN_K, check_normal_method, choose_orientation, estimate_normals
 from recon.ops.transforms import LocalFrame, centred_frame
 from recon.progress import NULL_PROGRESS, Progress
 from recon.registry import BackendSpec, get_backend
+from recon.registry import backends as all_backends
 from recon.types import Mesh, PointCloud, Views
 
 DEFAULT_BACKEND = "kernel"
@@ -34,6 +43,8 @@ DEFAULT_BACKEND = "kernel"
 @dataclass
 class NormalsConfig:
     """How normals are estimated when the input has none."""
+
+    LIMITS: ClassVar[dict[str, tuple[float, float]]] = {"k": (MIN_K, MAX_K)}
 
     method: str = "pca"
     """normal estimator: "pca" (kNN PCA), or a registered learned method such as "hdfe"."""
@@ -44,14 +55,13 @@ class NormalsConfig:
 
     def __post_init__(self) -> None:
         check_normal_method(self.method)
-        if self.k is not None and not MIN_K <= self.k <= MAX_K:
-            raise ConfigError(f"normals.k must be in {MIN_K}..{MAX_K}, got {self.k}", None,
-                              "set normals.k to e.g. 20, or null for the method's default")
+        check_limits(self, self.LIMITS, "normals.")
 
 
 @dataclass
 class ReconstructConfig:
-    """Top-level settings of one reconstruction (a YAML preset in configs/ fills these)."""
+    """Top-level settings of one reconstruction; the chosen backend's options are a separate typed
+    config (see :func:`load_reconstruct_config`, :func:`preset_dict`)."""
 
     backend: str = DEFAULT_BACKEND
     """registered backend name (see `recon backends`)."""
@@ -59,18 +69,18 @@ class ReconstructConfig:
     """"auto", "cpu" or "cuda"."""
     normals: NormalsConfig = field(default_factory=NormalsConfig)
     """normal estimation for inputs without normals."""
-    backend_options: dict[str, Any] = field(default_factory=dict)
-    """options of the chosen backend, checked against its config class (the YAML section named after it)."""
 
 
 def load_reconstruct_config(
-    path: str | None = None,
+    path: str | os.PathLike | None = None,
     overrides: list[str] | None = None,
     backend: str | None = None,
     device: str | None = None,
     default_backend: str = DEFAULT_BACKEND,
+    *,
+    values: dict[str, Any] | None = None,
 ) -> tuple[ReconstructConfig, Any, BackendSpec]:
-    """Merge a YAML preset, ``key=value`` overrides and explicit options.
+    """Merge a YAML preset, ``--set`` text, explicit options and typed values, in that order.
 
     A preset looks like::
 
@@ -79,31 +89,29 @@ def load_reconstruct_config(
         normals: {method: pca, k: 20}
         kernel: {detail: 0.5, mise_iter: 1}     # section named after the backend
 
-    Overrides: ``normals.k=30``; ``kernel.detail=1``; a bare ``detail=1`` goes to the
-    chosen backend's section.
-
-    ``default_backend`` applies when neither the preset nor ``backend`` names one (the CLI
-    passes "volsdf" for posed-image folders).
+    Keys of ``overrides`` (``"key=value"`` text, values read as YAML) and of ``values`` (typed
+    Python values, no parsing) are placed alike: ``normals.k``, ``backend`` and ``device`` go to
+    the top level, ``kernel.detail`` to that backend's section, and a bare ``detail`` to the chosen
+    backend's section. The backend is chosen by ``overrides`` or ``values`` naming one, else
+    ``backend``, else the preset, else ``default_backend`` (the CLI passes "volsdf" for
+    posed-image folders).
 
     Returns:
-        (top-level config, the backend's typed config, its registry spec).
+        (top-level config, the backend's typed config, its registry spec). The typed backend config
+        is the one copy of the backend's options; :func:`preset_dict` joins the two for output.
+
+    Raises:
+        ConfigError: unknown backend, key or section, or a value of the wrong type or range.
     """
-    source = path
-    data: dict[str, Any] = load_yaml(path) if path else {}
-    data = dict(data)
+    source = None if path is None else os.fspath(path)
+    data: dict[str, Any] = dict(load_yaml(source)) if source else {}
     if backend is not None:
         data["backend"] = backend
     if device is not None:
         data["device"] = device
-    name = data.get("backend", default_backend)
-    if not isinstance(name, str):
-        raise ConfigError(f"config key 'backend' has value {name!r}, expected a name", source, "write backend: poisson")
-    spec = get_backend(name)
-    sections: dict[str, Any] = {}
-    top: dict[str, Any] = {}
-    from recon.registry import backends as all_backends
-
     backend_names = set(all_backends())
+    sections: dict[str, dict[str, Any]] = {}
+    top: dict[str, Any] = {}
     for k, v in data.items():
         if k in backend_names:
             if not isinstance(v, dict):
@@ -112,26 +120,50 @@ def load_reconstruct_config(
             sections[k] = dict(v)
         else:
             top[k] = v
-    for item in overrides or []:
-        keys, value = parse_override(item)
+    items = [parse_override(item) for item in overrides or []]
+    items += [(str(k).split("."), v) for k, v in (values or {}).items()]
+    for keys, value in items:
+        if keys == ["backend"]:
+            top["backend"] = value
+    name = top.get("backend", default_backend)
+    if not isinstance(name, str):
+        raise ConfigError(f"config key 'backend' has value {name!r}, expected a name", source, "write backend: poisson")
+    spec = get_backend(name)
+    for keys, value in items:
         if keys[0] in backend_names:
+            if keys[0] != name:  # an option of a backend that will not run would be ignored
+                raise ConfigError(f"'{'.'.join(keys)}' is a {keys[0]} option, but the backend is '{name}'", source,
+                                  f"use --backend {keys[0]}, or drop it")
             set_nested(sections.setdefault(keys[0], {}), keys[1:], value)
-        elif keys[0] in ("normals",) or (len(keys) == 1 and keys[0] in ("backend", "device")):
+        elif keys[0] == "normals" or keys in (["backend"], ["device"]):
             set_nested(top, keys, value)
         elif len(keys) == 1:
             set_nested(sections.setdefault(name, {}), keys, value)
         else:
             raise ConfigError(f"unknown config key '{'.'.join(keys)}'", source,
                               f"prefix options with a backend name ({', '.join(sorted(backend_names))}) or 'normals.'")
-    if top.get("backend", name) != name:
-        name = top["backend"]
-        spec = get_backend(name)
-    top.pop("backend_options", None)
+    top["backend"] = name
     cfg = from_dict(ReconstructConfig, top, source=source)
-    cfg.backend = name
     backend_cfg = from_dict(spec.config_class(), sections.get(name, {}), source=source, prefix=f"{name}.")
-    cfg.backend_options = to_dict(backend_cfg)
     return cfg, backend_cfg, spec
+
+
+def preset_dict(config: ReconstructConfig, backend_config: Any) -> dict[str, Any]:
+    """The resolved settings as a plain dict in the shape of a preset: top-level keys plus the
+    backend's section (``{"backend": "poisson", "device": ..., "normals": {...}, "poisson": {...}}``);
+    saved as YAML it loads back to the same configs."""
+    return {**to_dict(config), config.backend: to_dict(backend_config)}
+
+
+def _backend_config(spec: BackendSpec, backend_config: Any) -> Any:
+    """``backend_config``, or the backend's defaults when None; refuses another backend's config."""
+    cls = spec.config_class()
+    if backend_config is None:
+        return cls()
+    if not isinstance(backend_config, cls):
+        raise ConfigError(f"backend '{spec.name}' got a {type(backend_config).__name__}, expected a {cls.__name__}",
+                          None, f"pass the config of backend '{spec.name}' (or None for its defaults)")
+    return backend_config
 
 
 @dataclass
@@ -161,12 +193,7 @@ def prepare(
     n = None if ignore_normals else cloud.normals
     estimated = False
     if needs_normals and n is None:
-        orient = normals.orient
-        if orient == "auto":
-            orient = "sensor" if sensors is not None else "mst"
-        if orient == "sensor" and sensors is None:
-            raise InputError("normal orientation 'sensor' needs per-point sensor positions, which the input lacks",
-                             cloud.source, "use normals.orient=mst")
+        orient = choose_orientation(normals.orient, sensors is not None, cloud.source)
         progress.update("estimating normals", None, f"{normals.method}, orient={orient}")
         t0 = time.perf_counter()
         n = estimate_normals(local_pts, method=normals.method, k=normals.k, orient=orient, sensor=sensors)
@@ -186,7 +213,7 @@ class ReconResult:
         frame: local -> world mapping.
         notes: human-readable remarks (dropped rows, estimated normals, solver warnings).
         timings: seconds per stage.
-        config: the resolved configuration as a plain dict.
+        config: the resolved configuration as a plain dict in the shape of a preset (:func:`preset_dict`).
     """
 
     mesh: Mesh
@@ -222,8 +249,7 @@ def reconstruct(
     if backend is not None:
         cfg.backend = backend
     spec = get_backend(cfg.backend)
-    if backend_config is None:
-        backend_config = from_dict(spec.config_class(), cfg.backend_options or {}, prefix=f"{spec.name}.")
+    backend_config = _backend_config(spec, backend_config)
     if "images" in spec.requires and "points" not in spec.requires:
         raise InputError(f"backend '{spec.name}' needs posed images, not a point cloud", cloud.source,
                          "pass a folder of posed images or choose a point-cloud backend")
@@ -258,8 +284,7 @@ def reconstruct(
                                "check the input's scale and normals, or change the backend's options")
     mesh = Mesh(prepared.frame.to_world(local_mesh.vertices), local_mesh.faces,
                 local_mesh.vertex_normals, local_mesh.vertex_colors)
-    cfg.backend_options = to_dict(backend_config)
-    return ReconResult(mesh, field_obj, prepared.frame, notes, timings, to_dict(cfg))
+    return ReconResult(mesh, field_obj, prepared.frame, notes, timings, preset_dict(cfg, backend_config))
 
 
 def reconstruct_views(
@@ -297,8 +322,7 @@ def reconstruct_views(
     if "images" not in spec.requires:
         raise InputError(f"backend '{spec.name}' reconstructs point clouds, not posed images", source,
                          "use --backend volsdf or gvkf for a posed-image folder")
-    if backend_config is None:
-        backend_config = from_dict(spec.config_class(), cfg.backend_options or {}, prefix=f"{spec.name}.")
+    backend_config = _backend_config(spec, backend_config)
     device = resolve_device(cfg.device)
     impl = spec.build(backend_config)
     timings: dict[str, float] = {}
@@ -317,8 +341,7 @@ def reconstruct_views(
     if mesh.is_empty():
         raise EmptyResultError(f"backend '{spec.name}' produced an empty mesh", source,
                                "train longer (--steps / --time-budget) or check the cameras and masks")
-    cfg.backend_options = to_dict(backend_config)
-    return ReconResult(mesh, field_obj, LocalFrame(np.zeros(3)), notes, timings, to_dict(cfg))
+    return ReconResult(mesh, field_obj, LocalFrame(np.zeros(3)), notes, timings, preset_dict(cfg, backend_config))
 
 
 def bounds_diagonal(points: np.ndarray) -> float:

@@ -9,10 +9,11 @@ trimmed by a density quantile.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
-from recon.config import MAX_THREADS
+from recon.config import MAX_THREADS, check_limits
 from recon.errors import ConfigError, EmptyResultError, InputError
 from recon.progress import NULL_PROGRESS, Progress
 from recon.types import Mesh, PointCloud
@@ -20,28 +21,27 @@ from recon.types import Mesh, PointCloud
 
 @dataclass
 class PoissonConfig:
-    """Options of the ``poisson`` backend."""
+    """Options of the ``poisson`` backend (``recon config show poisson`` prints them)."""
 
-    # Maximum octree depth; the finest grid is at most 2^depth cells per side of the
-    # reconstruction cube. 8 ~ 256^3, 9 ~ 512^3 (about 4x the time and memory).
+    LIMITS: ClassVar[dict[str, tuple[float, float]]] = {"depth": (1, 16), "scale": (1.0, 10.0)}
+
     depth: int = 8
-    # Ratio of the reconstruction cube's diameter to the samples' bounding cube (> 1 pads).
+    """Maximum octree depth; the finest grid is at most 2^depth cells per side of the reconstruction
+    cube (8: ~256^3; each step up costs about 4x the time and memory)."""
     scale: float = 1.1
-    # Target width of the finest octree cell in world units; when > 0 it replaces `depth`.
+    """Ratio of the reconstruction cube's diameter to the samples' bounding cube (> 1 pads)."""
     width: float = 0.0
-    # Place iso-vertices by linear interpolation of the implicit function (smoother, less accurate).
+    """Target width of the finest octree cell in world units; when > 0 it replaces `depth`."""
     linear_fit: bool = False
-    # Remove vertices whose Open3D density is below this quantile of all densities
-    # (in [0, 1)); trims surface invented far from the samples. 0 disables trimming.
+    """Place iso-vertices by linear interpolation of the implicit function (smoother, less accurate)."""
     density_quantile: float = 0.02
-    # Threads for Open3D's solver; -1 uses all cores.
+    """Remove vertices whose Open3D density is below this quantile of all densities, in [0, 1); trims
+    surface invented far from the samples. 0 disables trimming."""
     n_threads: int = -1
+    """Threads for Open3D's solver; -1 uses all cores."""
 
     def __post_init__(self) -> None:
-        if not 1 <= int(self.depth) <= 16:
-            raise ConfigError(f"poisson.depth must be in 1..16, got {self.depth}", None, "use 8 to 11")
-        if not 1.0 <= self.scale <= 10.0:
-            raise ConfigError(f"poisson.scale must be in 1..10, got {self.scale}", None, "use 1.1")
+        check_limits(self, self.LIMITS, "poisson.")
         if not self.width >= 0:
             raise ConfigError(f"poisson.width must be >= 0, got {self.width}", None, "use 0 to set the depth instead")
         if not 0.0 <= self.density_quantile < 1.0:

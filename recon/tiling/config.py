@@ -23,58 +23,61 @@ MAX_JOB_FILE_BYTES = 1 << 20
 class BatchConfig:
     """Options of ``recon batch`` (defaults are the recommended values).
 
-    Attributes:
-        inputs: point cloud files (.las .laz .ply .npy) or folders of them.
-        output: the job folder (manifest, shards, fields, tiles, merged mesh).
-        tile_size: tile edge, world units (rounded to the coarsest voxel); None: the largest edge
-            whose fullest tile holds at most ``max_tile_points`` points.
-        overlap: blend half-width between tiles, world units (the shards hold twice this beyond
-            each tile); None: 4 finest voxels (as the kernel's chunked mode).
-        backend: reconstruction backend; only "kernel" has the lattice-aligned field the seams need.
-        workers: local Dask workers (processes) when no scheduler is given.
-        memory_limit: per-worker memory limit (Dask syntax, e.g. "2GB").
-        scheduler: address of an existing Dask scheduler (tcp://host:8786); None starts a LocalCluster.
-        resume: continue the job in ``output`` (finished tiles whose inputs match are kept).
-        retries: re-submissions of a failing tile task before it is recorded as failed.
-        voxel_size: finest voxel edge, world units (None: from the point density and ``detail``).
-        detail: 0..1 (kernel density rule: points per finest voxel 20..1).
-        depth: kernel hierarchy depth.
-        orient: normal orientation when the input has none: "up" (airborne LiDAR) or "mst".
-        tile_shape: "auto" (columns spanning the scene's height when they fit the point budget,
-            else cubes), "column" or "cube".
-        max_tile_points: per-tile point budget (core + margin); None: derived from memory_limit.
-        preview: also write a quadric-decimated preview mesh.
-        preview_ratio: fraction of faces the preview keeps.
-        piece_points: points per pass-1/pass-2 task.
-        chunk_points: points read at a time inside a task.
-        processes: LocalCluster workers as processes (False: threads in this process, for debugging).
-        kernel: further KernelConfig options (see :data:`KERNEL_KEYS`), e.g. {"solver_tol": 1e-5}.
-        faults: fault injection for tests ({"fit:0_0_0": "raise:1"}, see recon.tiling.job.inject_fault).
+    Command-line flags and job YAML keys map onto these fields; ``recon config show batch`` prints each
+    with its type, default, range (from :data:`recon.tiling.options.RULES`) and the text below it.
     """
 
     inputs: list[str] = field(default_factory=list)
+    """Point cloud files (.las .laz .ply .npy) or folders of them."""
     output: str = ""
+    """The job folder (manifest, shards, fields, tiles, merged mesh)."""
     tile_size: float | None = None
+    """Tile edge, world units (rounded to the coarsest voxel); None: the largest edge whose fullest tile
+    holds at most ``max_tile_points`` points."""
     overlap: float | None = None
+    """Blend half-width between tiles, world units (the shards hold twice this beyond each tile);
+    None: 4 finest voxels (as the kernel's chunked mode)."""
     backend: str = "kernel"
+    """Reconstruction backend; only "kernel" has the lattice-aligned field the seams need."""
     workers: int = 2
+    """Local Dask workers (processes) when no scheduler is given."""
     memory_limit: str = "2GB"
+    """Per-worker memory limit (Dask syntax, e.g. "2GB")."""
     scheduler: str | None = None
+    """Address of an existing Dask scheduler (tcp://host:8786, shared file system); None starts a
+    LocalCluster."""
     resume: bool = False
+    """Continue the job in ``output`` (finished tiles whose inputs match are kept)."""
     retries: int = 2
+    """Re-submissions of a failing tile task before it is recorded as failed."""
     voxel_size: float | None = None
+    """Finest voxel edge, world units (None: from the point density and ``detail``)."""
     detail: float = 0.6
+    """0..1 (kernel density rule: points per finest voxel 20..1)."""
     depth: int = 4
+    """Kernel hierarchy depth (the coarsest voxel is 2**(depth-1) finest voxels)."""
     orient: str = "up"
+    """Normal orientation when the input has none: "up" (airborne LiDAR) or "mst"."""
     tile_shape: str = "auto"
+    """"auto" (columns spanning the scene's height when they fit the point budget, else cubes), "column"
+    or "cube"."""
     max_tile_points: int | None = None
+    """Per-tile point budget (core + margin); None: derived from memory_limit
+    (:meth:`tile_point_budget`)."""
     preview: bool = True
+    """Also write a quadric-decimated preview mesh (preview.ply)."""
     preview_ratio: float = 0.05
+    """Fraction of faces the preview keeps."""
     piece_points: int = 2_000_000
+    """Points per pass-1/pass-2 task."""
     chunk_points: int = 1_000_000
+    """Points read at a time inside a task."""
     processes: bool = True
+    """LocalCluster workers as processes (False: threads in this process, for debugging)."""
     kernel: dict = field(default_factory=dict)
+    """Further KernelConfig options (see :data:`KERNEL_KEYS`), e.g. {"solver_tol": 1e-5}."""
     faults: dict = field(default_factory=dict)
+    """Fault injection for tests ({"fit:0_0_0": "raise:1"}, see recon.tiling.job.inject_fault)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.inputs, (str, os.PathLike)):
@@ -166,14 +169,14 @@ def load_job(path: str | os.PathLike) -> dict:
         size = p.stat().st_size
         if size > MAX_JOB_FILE_BYTES:
             raise ConfigError(f"job file is {size:,} bytes, too big for a job file", p,
-                              "a job file holds a few options; see configs/batch.yaml")
+                              "a job file holds a few options; see configs/batch/batch.yaml")
         data = yaml.safe_load(p.read_bytes()) or {}
     except (OSError, yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
         text = "nested too deeply" if isinstance(exc, RecursionError) else (
             str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
         raise ConfigError(f"cannot read job file ({text})", p, "fix the YAML syntax") from None
     if not isinstance(data, dict):
-        raise ConfigError("job file must be a mapping of options", p, "see configs/batch.yaml")
+        raise ConfigError("job file must be a mapping of options", p, "see configs/batch/batch.yaml")
     _check_known(data, p)
     check_options(data, p)
     base = p.resolve().parent

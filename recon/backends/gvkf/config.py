@@ -8,12 +8,10 @@ The learning rates follow 3D Gaussian splatting's, rescaled for a short CPU sche
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from recon.config import MAX_THREADS, check_limits
 from recon.errors import ConfigError
-
-
 
 #: ranges of the fields that size memory, threads or work (checked before anything is allocated)
 _LIMITS: dict[str, tuple[float, float]] = {
@@ -28,92 +26,113 @@ _LIMITS: dict[str, tuple[float, float]] = {
 
 @dataclass
 class GVKFConfig:
-    """GVKF options (defaults are the recommended values on a small CPU)."""
+    """GVKF options (defaults are the recommended values on a small CPU).
+
+    ``recon config show gvkf`` prints every field with its type, default, range and the text below it.
+    """
+
+    LIMITS: ClassVar[dict[str, tuple[float, float]]] = _LIMITS
 
     # ---- initialisation
-    # "auto": COLMAP points3D when the folder has them, else the visual hull of the masks, else random
-    # points in the unit sphere. "points3d" / "hull" / "random" force one.
     init: Literal["auto", "points3d", "hull", "random"] = "auto"
-    # Gaussians drawn at initialisation (points3D are subsampled to this many).
+    """"auto": COLMAP points3D when the folder has them, else the visual hull of the masks, else random
+    points in the unit sphere. "points3d" / "hull" / "random" force one."""
     init_count: int = 6000
-    # Visual hull: voxels per axis of the carving grid over [-1, 1]^3; a voxel is kept when it projects
-    # inside the mask of at least this share of the views that see it.
+    """Gaussians drawn at initialisation (points3D are subsampled to this many); <= max_gaussians."""
     hull_resolution: int = 96
+    """Visual hull: voxels per axis of the carving grid over [-1, 1]^3."""
     hull_agreement: float = 0.95
-    # Initial opacity of every Gaussian.
+    """Visual hull: a voxel is kept when it projects inside the mask of at least this share of the views
+    that see it, in (0, 1]."""
     init_opacity: float = 0.5
+    """Initial opacity of every Gaussian, in (0, 1)."""
     # ---- rasteriser
     tile_size: int = 4
-    # Per-tile cap on Gaussians while training (null: exact). Nothing beyond the cap is composited.
+    """Rasteriser tile edge, pixels."""
     max_per_tile: int | None = None
+    """Per-tile cap on Gaussians while training (None: exact). Nothing beyond the cap is composited."""
     # ---- training
     steps: int = 1000
-    # Training wall-clock budget in seconds (null: steps only). Schedules follow the larger of
-    # step / steps and elapsed / time_budget.
+    """Training steps."""
     time_budget: float | None = None
-    # Images larger than this (longest side, pixels) are downscaled on load.
+    """Training wall-clock budget in seconds (None: steps only). Schedules follow the larger of
+    step / steps and elapsed / time_budget."""
     max_image_size: int | None = 128
-    # Views per optimisation step (their losses are averaged).
+    """Images larger than this (longest side, pixels) are downscaled on load (None: keep)."""
     views_per_step: int = 1
-    # Learning rates (Adam): means decay exponentially from lr_means to lr_means_final.
+    """Views per optimisation step (their losses are averaged)."""
     lr_means: float = 1.6e-3
+    """Adam learning rate of the means; decays exponentially to lr_means_final."""
     lr_means_final: float = 1.6e-5
+    """Learning rate of the means at the end of training."""
     lr_scales: float = 5e-3
+    """Adam learning rate of the (log) scales."""
     lr_quats: float = 1e-3
+    """Adam learning rate of the rotation quaternions."""
     lr_opacity: float = 5e-2
+    """Adam learning rate of the opacities."""
     lr_colours: float = 1e-2
-    # Photometric loss (1 - ssim_weight) * L1 + ssim_weight * (1 - SSIM).
+    """Adam learning rate of the colours."""
     ssim_weight: float = 0.2
-    # Depth-normal consistency weight and the training fraction where it starts.
+    """Photometric loss (1 - ssim_weight) * L1 + ssim_weight * (1 - SSIM), in [0, 1]."""
     normal_weight: float = 0.05
+    """Depth-normal consistency weight."""
     normal_from: float = 0.5
-    # Distortion (2DGS) weight and start fraction.
+    """Fraction of training where the depth-normal consistency term starts."""
     distortion_weight: float = 100.0
+    """Distortion (2DGS) weight."""
     distortion_from: float = 0.5
-    # Binary cross-entropy of the rendered opacity against the masks (when masks exist).
+    """Fraction of training where the distortion term starts."""
     mask_weight: float = 0.1
-    # Penalty on the product of the three scales (keeps Gaussians thin), as GVKF's 0.01 * mean(prod s).
+    """Binary cross-entropy of the rendered opacity against the masks (when masks exist)."""
     volume_weight: float = 0.01
+    """Penalty on the mean product of the three scales (keeps Gaussians thin), as GVKF's 0.01 * mean(prod s)."""
     # ---- densification (3DGS: clone small, split large, prune transparent)
     densify_from: int = 100
+    """First step of densification."""
     densify_every: int = 100
-    # Densify until this fraction of training.
+    """Steps between densifications."""
     densify_until: float = 0.6
-    # Average view-space positional gradient (pixels) above which a Gaussian is cloned or split.
+    """Densify until this fraction of training, in [0, 1]."""
     densify_grad: float = 2e-4
-    # Gaussians with max scale below this (normalised units) are cloned, above it split in two.
+    """Average view-space positional gradient (NDC) above which a Gaussian is cloned or split."""
     dense_scale: float = 0.01
-    # Prune below this opacity, and Gaussians larger than this (max scale, normalised units).
+    """Gaussians with max scale below this (normalised units) are cloned, above it split in two."""
     prune_opacity: float = 0.01
+    """Prune Gaussians below this opacity."""
     prune_scale: float = 0.2
-    # Reset opacities to at most this value every opacity_reset_every steps (0: never).
+    """Prune Gaussians larger than this (max scale, normalised units)."""
     opacity_reset: float = 0.05
+    """Reset opacities to at most this value every opacity_reset_every steps."""
     opacity_reset_every: int = 1000
-    # Upper bound on the number of Gaussians.
+    """Steps between opacity resets (0: never)."""
     max_gaussians: int = 40000
+    """Upper bound on the number of Gaussians."""
     # ---- surface
-    # Training views (evenly spaced) used for the opacity-to-SDF query.
     sdf_views: int = 16
-    # "tetra": marching tetrahedra on a Delaunay of points around the Gaussians (the paper's);
-    # "grid": marching cubes of the same field on a regular grid around the Gaussians.
+    """Training views (evenly spaced) used for the opacity-to-SDF query."""
     mesh_method: Literal["tetra", "grid"] = "grid"
-    # Grid cells along the longest side of the Gaussians' box ("grid" method).
+    """"tetra": marching tetrahedra on a Delaunay of points around the Gaussians (the paper's); "grid":
+    marching cubes of the same field on a regular grid around the Gaussians."""
     mesh_resolution: int = 128
-    # Logistic shift of the opacity-to-distance map D = ln(1/O - 1) - shift: the surface is where the
-    # opacity accumulated up to a point reaches sigmoid(-shift). GVKF's code uses 0.15 (O = 0.46). Taking
-    # the maximum over views (the least opaque view wins) pulls that level inside the object: with 0.15
-    # the meshes of the rendered benchmark scenes sat 0.002 (0.2 % of the object's size) inside the true
-    # surface. 1.2 (O = 0.23) was chosen on those scenes (bench_gvkf.py: F@1% bunny 0.987 -> 0.991, spot
-    # 0.986 -> 0.996, armadillo 0.998 -> 0.998; 2.0 was worse on all three), so it is tuned on the
-    # benchmark's own data.
+    """Grid cells along the longest side of the Gaussians' box ("grid" method)."""
     sdf_shift: float = 1.2
+    """Logistic shift of the opacity-to-distance map D = ln(1/O - 1) - shift: the surface is where the
+    opacity accumulated up to a point reaches sigmoid(-shift). GVKF's code uses 0.15; taking the maximum
+    over views (the least opaque view wins) pulls that level inside the object, which the larger shift
+    undoes. Tuned on the benchmark's own rendered scenes (benchmarks/bench_gvkf.py,
+    benchmarks/results/gvkf.md)."""
     # ---- misc
     background: Literal["auto", "white", "black"] = "auto"
+    """Background colour: "auto" (from the masks or the image borders), "white" or "black"."""
     seed: int = 0
-    # torch intra-op CPU threads while training (null/0: leave torch's setting).
+    """Seed of every random draw."""
     threads: int | None = 1
+    """torch intra-op CPU threads while training (None/0: leave torch's setting)."""
     checkpoint_every: float = 120.0
+    """Seconds of training between checkpoints when a folder is given."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Compute device: "auto" picks CUDA when available."""
 
     def __post_init__(self) -> None:
         check_limits(self, _LIMITS, "gvkf.")

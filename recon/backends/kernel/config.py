@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from recon.config import MAX_THREADS, check_limits
 from recon.errors import ConfigError
-
-
 
 #: ranges of the fields that size memory, threads or work (checked before anything is allocated)
 _LIMITS: dict[str, tuple[float, float]] = {
@@ -22,77 +20,74 @@ _LIMITS: dict[str, tuple[float, float]] = {
 
 @dataclass
 class KernelConfig:
-    """Kernel surface reconstruction options (defaults are the recommended values)."""
+    """Kernel surface reconstruction options (defaults are the recommended values).
 
-    # Finest voxel edge in world units; None derives it from `detail` and the point density.
+    ``recon config show kernel`` prints every field with its type, default, range and the text below it.
+    """
+
+    LIMITS: ClassVar[dict[str, tuple[float, float]]] = _LIMITS
+
     voxel_size: float | None = None
-    # 0..1: target points per finest voxel, 20 at 0 (smooth, noise robust) .. 1 at 1 (fine detail).
+    """Finest voxel edge in world units; None derives it from `detail` and the point density."""
     detail: float = 0.6
-    # Resolution floor of the density rule: the finest voxel is at most sqrt(surface area) / min_resolution
-    # (area estimated from the points' k-NN spacing; null: no cap). The density rule alone makes sparse
-    # inputs far too coarse (5k points on a unit-size bunny: h = 0.07). 105 was picked on the 18 benchmark
-    # meshes with 5k points (mean Chamfer 0.002580 at 105 with reg_weight 0.3, 0.00259-0.00262 at 95-115);
-    # it leaves dense inputs to the density rule (200k points: h ~ 0.011 < 1.54 / 105 on the bunny).
+    """0..1: target points per finest voxel, 20 at 0 (smooth, noise robust) .. 1 at 1 (fine detail)."""
     min_resolution: float | None = 105.0
-    # Number of hierarchy levels; voxel size doubles per level.
+    """Resolution floor of the density rule: the finest voxel is at most sqrt(surface area) / min_resolution
+    (area estimated from the points' k-NN spacing; None: no cap). Without it sparse inputs get far too coarse
+    a voxel; dense inputs are left to the density rule. Chosen on the benchmark meshes with 5k points
+    (benchmarks/results/points.md, "sparse")."""
     depth: int = 4
-    # Normals are fitted at the voxel centres of levels < adaptive_depth.
+    """Number of hierarchy levels, 1..8; the voxel size doubles per level."""
     adaptive_depth: int = 2
-    # Dilate levels >= this by one voxel so the field extends beyond the data (None: no dilation).
+    """Normals are fitted at the voxel centres of levels < adaptive_depth (1..depth)."""
     dilate_from: int | None = None
-    # Chunk (tile) edge in world units for out-of-core solving; None = one chunk.
+    """Dilate levels >= this by one voxel so the field extends beyond the data (None: no dilation)."""
     chunk_size: float | None = None
-    # Tile overlap as a fraction of chunk_size (at least 4 finest voxels are used).
+    """Chunk (tile) edge in world units for out-of-core solving; None: one chunk."""
     overlap: float = 0.05
-    # Relative residual at which CG stops. 1e-3: the slow CG directions are those along which the levels
-    # represent the same function (held only by the small regulariser), and they hardly move the field: on
-    # the 200k bunny the field at the points differs from a 1e-7 solve by 2.7e-4 voxels on average (max
-    # 2.6e-3; 1e-4: 2.6e-5), and over the 18 benchmark meshes the mean Chamfer is the same as with 1e-4
-    # (clean 0.002217 vs 0.002216, noisy 0.002282 vs 0.002283, sparse 0.002579 vs 0.002580; largest
-    # per-mesh change 0.4 %) with about 40 % fewer iterations.
+    """Tile overlap as a fraction of chunk_size, in [0, 0.5) (at least 4 finest voxels are used)."""
     solver_tol: float = 1e-3
-    # CG iteration cap; a warning is issued and field.solver_info.converged is False beyond it.
+    """Relative residual at which CG stops. The slow CG directions are those along which the levels represent
+    the same function (held only by the small regulariser) and hardly move the field, so 1e-3 gives the same
+    meshes as tighter tolerances with fewer iterations."""
     solver_max_iter: int = 2000
-    # CG preconditioner: "multilevel" (symmetric level-block Gauss-Seidel sweep, CPU; about 6x fewer
-    # iterations than Jacobi and ~1.3x faster in wall time), "jacobi", or "auto" (multilevel on the CPU
-    # when pyamg's compiled Gauss-Seidel is installed, else Jacobi; always Jacobi on CUDA).
+    """CG iteration cap; a warning is issued and field.solver_info.converged is False beyond it."""
     preconditioner: Literal["auto", "jacobi", "multilevel"] = "auto"
-    # Meshing: MISE refinement iterations (sharper surface, more time).
+    """CG preconditioner: "multilevel" (symmetric level-block Gauss-Seidel sweep, CPU; far fewer iterations
+    than Jacobi), "jacobi", or "auto" (multilevel on the CPU when pyamg's compiled Gauss-Seidel is
+    installed, else Jacobi; always Jacobi on CUDA)."""
     mise_iter: int = 0
-    # Meshing: subdivisions of each finest voxel.
+    """Meshing: MISE refinement iterations, 0..3 (sharper surface, more time)."""
     upsample: int = 1
-    # Faces farther than this many finest voxels from every input point are removed.
+    """Meshing: subdivisions of each finest voxel, 1..8."""
     trim_distance: float = 2.0
-    # Weight of f(x_i) = 0 at the points (divided by the number of points).
+    """Faces farther than this many finest voxels from every input point are removed."""
     pos_weight: float = 1e4
-    # Weight of grad f = n at the fine voxel centres (divided by the number of centres).
+    """Weight of f(x_i) = 0 at the points (divided by the number of points)."""
     normal_weight: float = 1e4
-    # Weight of the kernel (Gram) regulariser alpha^T K alpha (model "none"; the learned kernel uses the
-    # weight it was trained with, learned.model.TRAINED_REG_WEIGHT). 0.3: mean Chamfer over the 18 benchmark
-    # meshes 0.2-1 % lower than 1.0 with noisy (200k) and sparse (5k) inputs, unchanged when clean; 3 and
-    # 10 smooth too much (noisy +3 %, +15 %).
+    """Weight of grad f = n at the fine voxel centres (divided by the number of centres)."""
     reg_weight: float = 0.3
-    # Voxels whose splatted mean normal is shorter than this are not constrained.
+    """Weight of the kernel (Gram) regulariser alpha^T K alpha (model "none"; the learned kernel uses the
+    weight it was trained with, learned.model.TRAINED_REG_WEIGHT). Larger values smooth more."""
     normal_min_norm: float = 0.3
-    # torch intra-op threads on the CPU during fit and meshing (null/0: leave torch's setting, normally one per
-    # core). Measured on the 2-core reference machine with the cell-gather assembly, quiet: 200k points 7.6-8.0 s
-    # with 2 threads vs 8.3-10.2 s with 1; 1M points 27 s vs 34 s. (Under load from other processes 1 thread
-    # was faster: every multi-threaded operation waits for its slowest thread. Batch tiles run with 1.)
+    """Voxels whose splatted mean normal is shorter than this are not constrained."""
     threads: int | None = None
-    # Threads of the CPU solve's sparse matrix-vector products (scipy releases the GIL; the rows of the
-    # finest level and of the coarser levels are computed side by side). null: 2 when this process may
-    # use 2 or more cores, else 1.
+    """torch intra-op threads on the CPU during fit and meshing (None/0: leave torch's setting, normally
+    one per core). Batch tiles run with 1."""
     solver_threads: int | None = None
-    # Compute device: "auto" picks CUDA when available.
+    """Threads of the CPU solve's sparse matrix-vector products (scipy releases the GIL; the rows of the
+    finest level and of the coarser levels are computed side by side). None: 2 when this process may use
+    2 or more cores, else 1."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    # Memory guard: refuse hierarchies estimated above this many voxels (all levels).
+    """Compute device: "auto" picks CUDA when available."""
     max_voxels: int = 20_000_000
-    # Kernel model: "none" = training-free hierarchical B-spline kernel (kernel_dim 0); "learned" = the
-    # trained neural kernel (recon/backends/kernel/learned: learned features, predicted normals, UDF trimming).
+    """Memory guard: refuse hierarchies estimated above this many voxels (all levels)."""
     model: Literal["none", "learned"] = "none"
-    # Learned-kernel weights file (model "learned" only); null = the committed
-    # recon/backends/kernel/learned/weights/learned_kernel.pt (made by `recon train kernel`).
+    """Kernel model: "none" = training-free hierarchical B-spline kernel; "learned" = the trained neural
+    kernel (recon/backends/kernel/learned: learned features, predicted normals, UDF trimming)."""
     weights: str | None = None
+    """Learned-kernel weights file (model "learned" only); None: the committed
+    recon/backends/kernel/learned/weights/learned_kernel.pt (made by `recon train kernel`)."""
 
     def __post_init__(self) -> None:
         check_limits(self, _LIMITS, "kernel.")

@@ -8,12 +8,10 @@ All lengths are in the normalised frame: the scene of interest lies inside the u
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from recon.config import MAX_THREADS, check_limits
 from recon.errors import ConfigError
-
-
 
 #: ranges of the fields that size memory, threads or work (checked before anything is allocated)
 _LIMITS: dict[str, tuple[float, float]] = {
@@ -30,102 +28,124 @@ _LIMITS: dict[str, tuple[float, float]] = {
 
 @dataclass
 class VolSDFConfig:
-    """VolSDF options (defaults are the recommended values on a small CPU)."""
+    """VolSDF options (defaults are the recommended values on a small CPU).
+
+    ``recon config show volsdf`` prints every field with its type, default, range and the text below it.
+    """
+
+    LIMITS: ClassVar[dict[str, tuple[float, float]]] = _LIMITS
 
     # ---- geometry network f(x) -> (d, z)
-    # Input encoding: "grid" (multiresolution dense/hash grid, fast to converge on CPU) or
-    # "frequency" (NeRF positional encoding, the paper's choice).
     encoding: Literal["grid", "frequency"] = "grid"
-    # Frequency encoding: octaves L (the paper uses 6: 39 input dims).
+    """Input encoding: "grid" (multiresolution dense/hash grid, fast to converge on CPU) or "frequency"
+    (NeRF positional encoding, the paper's choice)."""
     pe_levels: int = 6
-    # Grid encoding: number of resolution levels, geometric from grid_min_res to grid_max_res cells
-    # across the cube [-1, 1]^3 enclosing the unit sphere. 6 levels up to 64 beat 8 up to 128 on the
-    # rendered bunny in 4-minute runs (F@1% 0.83 vs 0.78): finer levels stay noisy at CPU step counts.
+    """Frequency encoding: octaves L (the paper uses 6: 39 input dims)."""
     grid_levels: int = 6
+    """Grid encoding: number of resolution levels, geometric from grid_min_res to grid_max_res cells across
+    the cube [-1, 1]^3 enclosing the unit sphere. Finer levels stay noisy at CPU step counts
+    (benchmarks/results/multiview.md)."""
     grid_min_res: int = 16
+    """Grid encoding: cells per axis of the coarsest level."""
     grid_max_res: int = 64
-    # Grid encoding: features per level.
+    """Grid encoding: cells per axis of the finest level."""
     grid_features: int = 2
-    # Grid encoding: log2 of the largest number of entries a level stores densely; finer levels are
-    # hashed into a table of this size (instant-NGP's rule).
+    """Grid encoding: features per level."""
     grid_log2_size: int = 22
-    # Grid encoding: coarse-to-fine; level l (0-based) is switched on after l * grid_level_steps steps
-    # (levels < grid_start_levels from the start). 0 disables the schedule.
+    """Grid encoding: log2 of the largest number of entries a level stores densely (10..26); finer levels are
+    hashed into a table of this size (instant-NGP's rule)."""
     grid_start_levels: int = 4
+    """Grid encoding, coarse-to-fine: levels < grid_start_levels are active from the start."""
     grid_level_steps: int = 250
-    # Hidden layers and width of the SDF MLP (paper: 8 x 256 with a skip at layer 4).
+    """Grid encoding, coarse-to-fine: level l (0-based) is switched on after l * grid_level_steps steps
+    (0: all levels at once)."""
     sdf_layers: int = 2
+    """Hidden layers of the SDF MLP (paper: 8, with a skip at layer 4)."""
     sdf_width: int = 64
-    # Length of the feature vector z passed to the colour network (paper: 256).
+    """Width of the SDF MLP (paper: 256)."""
     feature_dim: int = 32
-    # Geometric initialisation: the SDF starts as a sphere of this radius (paper: 0.6 of R=3; here the
-    # object fills most of the unit sphere).
+    """Length of the feature vector z passed to the colour network (paper: 256)."""
     init_radius: float = 0.5
-    # Adam steps fitting the initial MLP to that sphere (encoded channels off) after the geometric init;
-    # narrow networks start lumpy without it. 0 = the paper's plain geometric init.
+    """Geometric initialisation: the SDF starts as a sphere of this radius, in (0, 1) (paper: 0.6 of R=3;
+    here the object fills most of the unit sphere)."""
     init_fit_steps: int = 300
-    # Weight normalisation on the MLP layers (paper: on; off is faster and works with the grid).
+    """Adam steps fitting the initial MLP to that sphere (encoded channels off) after the geometric init;
+    narrow networks start lumpy without it. 0: the paper's plain geometric init."""
     weight_norm: bool = False
+    """Weight normalisation on the MLP layers (paper: on; off is faster and works with the grid)."""
     # ---- colour network L(x, v, n, z)
     color_layers: int = 2
+    """Hidden layers of the colour MLP (paper: 4)."""
     color_width: int = 64
-    # View direction frequency-encoding octaves (paper: 4).
+    """Width of the colour MLP (paper: 256)."""
     view_pe_levels: int = 4
+    """View direction frequency-encoding octaves (paper: 4)."""
     # ---- density sigma = alpha * Psi_beta(-d), alpha = 1 / beta
     beta_init: float = 0.1
+    """Laplace density scale beta at the start."""
     beta_min: float = 1e-4
-    # Upper bound on beta that decays geometrically from beta_init to beta_final over the first
-    # beta_decay fraction of training (null: beta purely learned, as in the paper). A finite beta shifts
-    # the zero level set inwards by about 2.5 beta at silhouettes (the density of a grazing ray reaches
-    # 50 % opacity 2.5 beta outside the surface), so the learned beta alone (0.005 after 4 CPU minutes)
-    # leaves a shrunken surface.
+    """Lower bound on beta."""
     beta_final: float | None = 1e-3
+    """Upper bound on beta that decays geometrically from beta_init to beta_final over the first beta_decay
+    fraction of training (None: beta purely learned, as in the paper). A finite beta shifts the zero level
+    set inwards by about 2.5 beta at silhouettes (a grazing ray reaches 50 % opacity 2.5 beta outside the
+    surface), so a learned beta alone leaves a shrunken surface."""
     beta_decay: float = 0.5
+    """Fraction of training, in (0, 1], over which the beta bound decays to beta_final."""
     # ---- error-bounded sampler (paper: eps 0.1, n 128, m 64, extra 32, 5 iterations, 10 bisections)
     sampler_eps: float = 0.1
+    """Error-bounded sampler: bound on the opacity error."""
     n_eval: int = 64
+    """Sampler: samples per ray at the start and added per iteration (paper: 128)."""
     n_samples: int = 32
+    """Sampler: final inverse-CDF samples per ray (paper: 64)."""
     n_extra: int = 16
+    """Sampler: extra members of the evaluation set, <= n_eval (paper: 32)."""
     sampler_iters: int = 3
+    """Sampler: iterations (paper: 5)."""
     bisection_steps: int = 10
+    """Sampler: bisection steps per round for the beta+ that meets the error bound (paper: 10)."""
     # ---- training
-    # Random rays (pixels, drawn over all training images) per step (paper: 1024 from one image).
     rays_per_step: int = 512
-    # Step count; with time_budget set training stops at whichever comes first. The learning-rate decay
-    # follows the larger of step / steps and elapsed / time_budget.
+    """Random rays (pixels, drawn over all training images) per step (paper: 1024 from one image)."""
     steps: int = 20000
-    # Training wall-clock budget in seconds (null: steps only); 20 minutes is the CPU default.
+    """Step count; with time_budget set training stops at whichever comes first. The learning-rate decay
+    follows the larger of step / steps and elapsed / time_budget."""
     time_budget: float | None = 1200.0
-    # Adam learning rate of the MLPs and beta (paper: 5e-4), and of the grid tables.
+    """Training wall-clock budget in seconds (None: steps only)."""
     lr: float = 2e-3
+    """Adam learning rate of the MLPs and beta (paper: 5e-4)."""
     grid_lr: float = 2e-2
-    # Learning rate at the end of training, as a fraction of the start (paper: 0.1), and linear warm-up steps.
+    """Adam learning rate of the grid tables."""
     lr_final: float = 0.05
+    """Learning rate at the end of training, as a fraction of the start, in (0, 1] (paper: 0.1)."""
     warmup_steps: int = 100
-    # Eikonal weight (paper: 0.1) on one uniform point in the sphere and one near-surface sample per ray.
+    """Linear learning-rate warm-up steps."""
     eikonal_weight: float = 0.1
-    # Normal smoothness: weight of |n(x) - n(x + e)|^2 at each ray's likely surface point x, e ~ N(0, smooth_std^2)
-    # (0: off, as in the paper). Damps the bumps a fine grid leaves early in training.
+    """Eikonal weight (paper: 0.1) on one uniform point in the sphere and one near-surface sample per ray."""
     smooth_weight: float = 0.0
+    """Normal smoothness: weight of |n(x) - n(x + e)|^2 at each ray's likely surface point x,
+    e ~ N(0, smooth_std^2) (0: off, as in the paper). Damps the bumps a fine grid leaves early in training."""
     smooth_std: float = 0.01
-    # Weight of the binary cross-entropy of the accumulated opacity against the mask (when masks exist).
+    """Standard deviation of the normal-smoothness jitter e."""
     mask_weight: float = 0.1
-    # Background colour behind the unit sphere: "auto" (the images' colour outside the masks, else white
-    # or black from the image borders), "white" or "black".
+    """Weight of the binary cross-entropy of the accumulated opacity against the mask (when masks exist)."""
     background: Literal["auto", "white", "black"] = "auto"
-    # Images larger than this (longest side, pixels) are downscaled on load (null: keep).
+    """Background colour behind the unit sphere: "auto" (the images' colour outside the masks, else white or
+    black from the image borders), "white" or "black"."""
     max_image_size: int | None = 400
-    # Seed of every random draw (rays, jitter, init).
+    """Images larger than this (longest side, pixels) are downscaled on load (None: keep)."""
     seed: int = 0
-    # torch intra-op CPU threads while training (null/0: leave torch's setting).
+    """Seed of every random draw (rays, jitter, init)."""
     threads: int | None = 2
-    # Checkpoint every this many seconds of training (and on Ctrl-C / at the end) when a directory is given.
+    """torch intra-op CPU threads while training (None/0: leave torch's setting)."""
     checkpoint_every: float = 120.0
+    """Seconds of training between checkpoints (and on Ctrl-C / at the end) when a folder is given."""
     # ---- mesh extraction
-    # Grid cells across the surface's bounding box (longest side) for marching cubes.
     mesh_resolution: int = 256
-    # Compute device: "auto" picks CUDA when available.
+    """Marching-cubes cells along the longest side of the surface's bounding box."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Compute device: "auto" picks CUDA when available."""
 
     def __post_init__(self) -> None:
         check_limits(self, _LIMITS, "volsdf.")

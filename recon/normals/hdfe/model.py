@@ -27,7 +27,7 @@ from recon.normals.hdfe.patches import PatchSet
 
 #: The committed weights.
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "hdfe_v2.pt"
-TRAIN_COMMAND = "python -m recon.normals.hdfe.train --config configs/normals-hdfe.yaml"
+TRAIN_COMMAND = "python -m recon.normals.hdfe.train --config configs/train/normals-hdfe.yaml"
 #: Checkpoint format tag; 2 = nested-moment patches, evenly spaced subsampling, fused encoding.
 FORMAT = "recon-hdfe-2"
 #: Surface variation (lambda_min / sum) below which a patch is treated as exactly planar.

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m recon.normals.hdfe.train --config configs/normals-hdfe.yaml [--resume | --fresh]
+    python -m recon.normals.hdfe.train --config configs/train/normals-hdfe.yaml [--resume | --fresh]
 
 The training set is built from procedural SDF shapes (:mod:`recon.synthetic`) and the
 training meshes of :data:`recon.normals.hdfe.data.TRAIN_MESHES` under the six PCPNet-style
@@ -299,7 +299,7 @@ def train(config: str | os.PathLike | dict | TrainConfig | None = None, resume: 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m recon.normals.hdfe.train", description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default=None, help="YAML config (configs/normals-hdfe.yaml)")
+    ap.add_argument("--config", default=None, help="YAML config (configs/train/normals-hdfe.yaml)")
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--resume", dest="resume", action="store_true", default=True,
                    help="continue from the checkpoint if it matches the config (default)")
