@@ -28,7 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from recon.backends.kernel.chunked import FusedField
+from recon.backends.kernel.config import KernelConfig
+from recon.backends.kernel.frontend import fit_checked
 from recon.tiling.lattice import Lattice, tile_id, unique_rows
 
 MIN_TILE_POINTS = 50
@@ -116,9 +120,7 @@ def inject_fault(task: TileTask, phase: str) -> None:
     raise RuntimeError(f"injected failure in {phase} of tile {name} (attempt {used + 1})")
 
 
-def _kernel_config(options: dict):
-    from recon.backends.kernel import KernelConfig
-
+def _kernel_config(options: dict) -> KernelConfig:
     opts = dict(options)
     opts.update(mise_iter=0, chunk_size=None, device="cpu")
     return KernelConfig(**opts)
@@ -143,10 +145,6 @@ def fit_tile(task: TileTask) -> dict:
         ``status`` ("done" or "empty"), ``points`` (shard), ``core`` (core points), timings,
         ``field`` path and ``field_sha1``, solver ``iterations``, ``voxels``, worker pid/host/peak RSS.
     """
-    import torch
-
-    from recon.backends.kernel.fit import fit_field
-    from recon.backends.kernel.scale import check_memory
     from recon.tiling.fieldio import save_field
     from recon.tiling.shards import load_shard
 
@@ -165,9 +163,7 @@ def fit_tile(task: TileTask) -> dict:
     offset = lat.field_offset(np.asarray(task.tile))
     cfg = _kernel_config(task.kernel)
     pts = torch.from_numpy((xyz - offset).astype(np.float32))
-    nrm = torch.from_numpy(np.ascontiguousarray(normals, dtype=np.float32))
-    check_memory(pts, lat.voxel_size, cfg.depth, cfg.max_voxels)
-    fld = fit_field(pts, nrm, lat.voxel_size, cfg, offset=offset)
+    fld = fit_checked(pts, normals, lat.voxel_size, cfg, offset=offset)
     path = field_path(task.outdir, task.tile)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_field(path, fld)
@@ -252,7 +248,6 @@ def mesh_tile(task: TileTask) -> dict:
         ``status`` "done", ``vertices``, ``faces``, ``border_vertices``, ``cells``, timings,
         ``mesh`` path and ``mesh_sha1``, worker pid/host/peak RSS.
     """
-    from recon.backends.kernel.chunked import FusedField
     from recon.device import torch_threads
     from recon.meshing import sparse_marching_mesh
     from recon.meshing.cleanup import remove_unreferenced_vertices

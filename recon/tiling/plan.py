@@ -7,8 +7,9 @@ grid until it has at most :data:`MAX_PIECE_CELLS` occupied cells). :class:`Count
 them as they arrive, coarsening to stay under :data:`MAX_GRID_CELLS`; the driver never holds
 points, only this grid.
 
-:func:`make_lattice` then picks the finest voxel ``h`` (the kernel's density rule evaluated on
-the counts, unless given), the lattice origin, the blend margin and the tile edge: the largest
+:func:`make_lattice` then picks the finest voxel ``h`` (the kernel's detail rule,
+:func:`recon.backends.kernel.scale.voxel_size_for_area`, fed with areas read off the counts, unless
+given), the lattice origin, the blend margin and the tile edge: the largest
 multiple of the coarsest voxel for which the fullest shard (core + margin) holds at most
 ``max_tile_points`` points (or the given ``tile_size``).
 """
@@ -20,6 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from recon.backends.kernel.frontend import check_spread
+from recon.backends.kernel.scale import OCCUPANCY, target_density, voxel_size_for_area
 from recon.errors import ConfigError, InputError
 from recon.tiling.cloudcheck import Moments
 from recon.tiling.lattice import Lattice, unique_rows
@@ -146,15 +149,17 @@ class CountGrid:
                 "spread": self.moments.singular_values().tolist()}
 
 
-def voxel_size_from_counts(grid: CountGrid, detail: float) -> float:
-    """Finest voxel h giving the kernel's target points per occupied voxel (its ``detail`` rule).
+def density_area(grid: CountGrid, detail: float) -> float:
+    """Surface area (world units^2) the count grid shows at the scale of the detail rule: the
+    streamed stand-in for :func:`recon.backends.kernel.scale.surface_area` (which needs the points).
 
-    Points per occupied cell is measured on the count grid and its power-of-two coarsenings and
-    interpolated log-log; below the grid cell it is extrapolated as a surface (density ~ h^2),
-    like :func:`recon.backends.kernel.scale.voxel_size_from_detail`.
+    A surface of area A holds about OCCUPANCY * A / s^2 occupied cells of size s, so each size s
+    measures A(s) = occupied(s) s^2 / OCCUPANCY. The grid and its power-of-two coarsenings are
+    counted until a cell holds ``target_density(detail)`` points on average; the size s* where that
+    happens is interpolated log-log between the last two sizes (below the grid cell the surface
+    law is extrapolated), and A(s*) = N s*^2 / (OCCUPANCY * target) is returned, so that
+    :func:`voxel_size_for_area` gives h = s*.
     """
-    from recon.backends.kernel.scale import target_density
-
     target = target_density(detail)
     n = float(grid.counts.sum())
     cells, counts, g = grid.cells, grid.counts, grid.cell
@@ -166,25 +171,32 @@ def voxel_size_from_counts(grid: CountGrid, detail: float) -> float:
             break
         cells, counts = _aggregate(cells, counts, 1)
         g *= 2
-    if len(sizes) == 1 or ppv[-1] < target:
-        return float(sizes[-1] * math.sqrt(target / ppv[-1])) if len(sizes) == 1 else float(sizes[-1])
-    # interpolate log(ppv) linearly in log(h) between the last two sizes
-    x0, x1 = math.log(sizes[-2]), math.log(sizes[-1])
-    y0, y1 = math.log(ppv[-2]), math.log(ppv[-1])
-    t = (math.log(target) - y0) / (y1 - y0) if y1 > y0 else 1.0
-    return float(math.exp(x0 + t * (x1 - x0)))
+    if len(sizes) == 1:  # the surface law below the grid cell
+        s = float(sizes[-1] * math.sqrt(target / ppv[-1]))
+    elif ppv[-1] < target:  # never reached (a few isolated points): the coarsest size counted
+        s = float(sizes[-1])
+    else:  # interpolate log(ppv) linearly in log(size) between the last two sizes
+        x0, x1 = math.log(sizes[-2]), math.log(sizes[-1])
+        y0, y1 = math.log(ppv[-2]), math.log(ppv[-1])
+        t = (math.log(target) - y0) / (y1 - y0) if y1 > y0 else 1.0
+        s = float(math.exp(x0 + t * (x1 - x0)))
+    return n * s * s / (OCCUPANCY * target)
 
 
 def grid_surface_area(grid: CountGrid) -> float:
     """Surface area (world units^2) the count grid's occupied cells suggest: cells * G^2 / OCCUPANCY.
 
-    The out-of-core stand-in for :func:`recon.backends.kernel.scale.surface_area` (which needs the
-    points), used for the same ``min_resolution`` cap; within ~30 % (a surface crosses 1..1.5 cells
-    per G^2 of area depending on its orientation).
+    The area the ``min_resolution`` cap is measured on (as :func:`density_area`, at the finest size
+    counted); within ~30 % (a surface crosses 1..1.5 cells per G^2 of area depending on its orientation).
     """
-    from recon.backends.kernel.scale import OCCUPANCY
-
     return float(len(grid.cells)) * grid.cell ** 2 / OCCUPANCY
+
+
+def grid_voxel_size(grid: CountGrid, detail: float, min_resolution: float | None) -> float:
+    """The detail rule (:func:`voxel_size_for_area`) on the pass-1 counts, rounded to 3 significant digits."""
+    h = voxel_size_for_area(float(grid.counts.sum()), density_area(grid, detail), detail,
+                            min_resolution if len(grid.cells) else None, cap_area=grid_surface_area(grid))
+    return _round_sig(h)
 
 
 def _round_sig(x: float, digits: int = 3) -> float:
@@ -235,17 +247,13 @@ def make_lattice(grid: CountGrid, *, depth: int, voxel_size: float | None, detai
         raise InputError("no finite points in the input", None, "check the files: every coordinate is NaN or infinite")
     notes: dict = {}
     if voxel_size is None:
-        h = voxel_size_from_counts(grid, detail)
-        if min_resolution and len(grid.cells):
-            h = min(h, math.sqrt(grid_surface_area(grid)) / min_resolution)
-        h = _round_sig(h)
+        h = grid_voxel_size(grid, detail, min_resolution)
         notes["voxel_rule"] = f"density rule (detail {detail})"
     else:
         h = float(voxel_size)
         notes["voxel_rule"] = "given"
-    if not (h > 0 and math.isfinite(h)):
-        raise InputError("all points coincide: nothing to reconstruct", None, "check the input")
     extent = float(np.max(grid.hi - grid.lo))
+    check_spread(h, extent)
     if extent / h > MAX_AXIS_VOXELS:
         raise ConfigError(f"voxel size {h:g} is too small for a scene {extent:g} wide ({extent / h:.3g} voxels across)",
                           None, f"use a larger --voxel-size (at least {extent / MAX_AXIS_VOXELS:.3g})")

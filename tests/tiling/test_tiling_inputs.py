@@ -152,7 +152,7 @@ def test_job_yaml_preset_and_cli_job_file(tmp_path, capsys, repo_root):
 
     from tests.tiling.helpers import wavy_plane
 
-    preset = BatchConfig.from_dict(load_job(repo_root / "configs" / "batch.yaml"))
+    preset = BatchConfig.from_dict(load_job(repo_root / "configs" / "batch" / "batch.yaml"))
     assert preset.memory_limit == "2GB" and preset.tile_shape == "auto" and preset.tile_point_budget() > 100_000
     wavy_plane(tmp_path / "plane.npy", n=6_000)
     job = tmp_path / "job.yaml"

@@ -17,12 +17,8 @@ class KernelBackend:
     def fit(self, cloud: PointCloud, *, device: str = "cpu", progress: Progress = NULL_PROGRESS):
         """Reconstruct ``cloud`` (local frame, world units); returns a KernelField or FusedField.
 
-        ``device`` is used when the config says "auto". Normals are estimated when missing
-        (oriented towards ``cloud.sensors`` when present).
+        ``device`` is used when the config says "auto" (:func:`recon.device.backend_device`).
+        Normals are estimated when missing (oriented towards ``cloud.sensors`` when present).
         """
-        import dataclasses
-
-        cfg = self.config
-        if cfg.device == "auto" and device not in (None, "auto"):
-            cfg = dataclasses.replace(cfg, device="cuda" if str(device).startswith("cuda") else "cpu")
-        return KernelReconstructor(cfg).reconstruct(cloud.points, cloud.normals, cloud.sensors, progress=progress)
+        return KernelReconstructor(self.config).reconstruct(cloud.points, cloud.normals, cloud.sensors,
+                                                            progress=progress, device=device)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
+from recon.backends.kernel.config import KernelConfig
 from recon.backends.kernel.field import KernelField
+from recon.backends.kernel.field_meshing import mesh_field
+from recon.backends.kernel.frontend import fit_checked
+from recon.device import torch_threads
+from recon.progress import NULL_PROGRESS, Progress
 from recon.types import Mesh
 
 
@@ -122,43 +127,56 @@ class FusedField:
     def extract_mesh(self, mise_iter: int | None = None, upsample: int | None = None, trim: bool = True,
                      level: float = 0.0, trim_distance: float | None = None) -> Mesh:
         """Mesh once over the union of the tiles' finest cells (see KernelField.extract_mesh)."""
-        from recon.device import torch_threads
-        from recon.backends.kernel.meshing import mesh_field
-
         with torch_threads(getattr(self.fields[0], "threads", None) if self.fields else None):
             return mesh_field(self, self.cells(), mise_iter=self.mise_iter if mise_iter is None else mise_iter,
                               upsample=self.upsample if upsample is None else upsample, trim=trim, level=level,
                               trim_distance=self.trim_distance if trim_distance is None else trim_distance)
 
 
-def fit_chunked(points: np.ndarray, normals: np.ndarray, voxel_size: float, chunk_size: float, overlap: float,
-                depth: int, offset: np.ndarray, fit_one: Callable[[np.ndarray, np.ndarray, np.ndarray], KernelField],
-                trim_kwargs: dict) -> FusedField:
-    """Solve every non-empty tile independently and fuse them.
+class ChunkProgress:
+    """A :class:`recon.progress.Progress` for one chunk of ``n``: stages read "kernel: chunk i/n",
+    the fraction counts finished chunks and the chunk's own stage becomes the info text, so a
+    log gets one line per chunk."""
+
+    def __init__(self, inner: Progress, i: int, n: int):
+        self.inner, self.i, self.n = inner, i, n
+
+    def update(self, stage: str, fraction: float | None = None, info: str | None = None) -> None:
+        step = stage.removeprefix("kernel: ")
+        self.inner.update(f"kernel: chunk {self.i}/{self.n}", (self.i - 1 + (fraction or 0.0)) / self.n,
+                          f"{step} ({info})" if info else step)
+
+
+def fit_chunked(points: np.ndarray, normals: np.ndarray, voxel_size: float, offset: np.ndarray,
+                config: KernelConfig, device: torch.device, progress: Progress = NULL_PROGRESS) -> FusedField:
+    """Solve every non-empty tile independently (:func:`recon.backends.kernel.frontend.fit_checked`)
+    and fuse them.
 
     Args:
         points, normals: (N, 3) float64 / float32 in the fused local frame (world units).
         voxel_size: shared finest voxel edge h.
-        chunk_size, overlap: tile edge (world units) and overlap ratio.
-        depth: hierarchy depth (tile corners align to the coarsest voxel 2**(depth-1) h).
         offset: (3,) world position of the fused local frame.
-        fit_one: (points_local_to_tile, normals, tile_offset_world) -> KernelField.
-        trim_kwargs: mise_iter / upsample / trim_distance meshing defaults.
+        config: ``chunk_size`` (tile edge, world units), ``overlap`` (ratio), ``depth`` (tile corners
+            align to the coarsest voxel 2**(depth-1) h), the meshing defaults and the solve options.
+        device: where each tile is solved.
+        progress: gets one "kernel: chunk i/N" stage per tile (N: tiles holding points).
     """
-    align = voxel_size * 2 ** (depth - 1)
-    boxes = tile_boxes(points, chunk_size, align)
+    align = voxel_size * 2 ** (config.depth - 1)
+    boxes = tile_boxes(points, config.chunk_size, align)
     edge = boxes[0, 1, 0] - boxes[0, 0, 0]
-    margin = max(overlap * edge, 4 * voxel_size)
+    margin = max(config.overlap * edge, 4 * voxel_size)
     fields, kept = [], []
-    for lo, hi in boxes:
+    for i, (lo, hi) in enumerate(boxes, 1):
         sel = np.nonzero(((points > lo - 2 * margin) & (points < hi + 2 * margin)).all(1))[0]
         if len(sel) < 10:
             continue
         centre = np.rint(0.5 * (lo + hi) / align) * align
-        fields.append(fit_one(points[sel] - centre, normals[sel], offset + centre))
+        tile = torch.from_numpy((points[sel] - centre).astype(np.float32)).to(device)
+        fields.append(fit_checked(tile, normals[sel], voxel_size, config, offset=offset + centre,
+                                  progress=ChunkProgress(progress, i, len(boxes))))
         kept.append((lo, hi))
     return FusedField(fields, np.array(kept).reshape(-1, 2, 3), margin, offset, points.astype(np.float32),
-                      **trim_kwargs)
+                      mise_iter=config.mise_iter, upsample=config.upsample, trim_distance=config.trim_distance)
 
 
-__all__ = ["FusedField", "blend_weights", "fit_chunked", "tile_boxes"]
+__all__ = ["ChunkProgress", "FusedField", "blend_weights", "fit_chunked", "tile_boxes"]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from recon.backends.kernel.basis import level_stencil
+from recon.backends.kernel.basis import basis_reference, level_stencil
 from recon.backends.kernel.svh import OFFSETS27, VoxelLevel
 
 
@@ -37,10 +38,6 @@ def evaluate_levels(u: torch.Tensor, levels: list[VoxelLevel], alphas: list[torc
 
 def evaluate_reference(u, levels: list[VoxelLevel], alphas: list[torch.Tensor]):
     """Slow dense reference of :func:`evaluate_levels` (numpy float64): every basis at every point."""
-    import numpy as np
-
-    from recon.backends.kernel.basis import basis_reference
-
     f = np.zeros(len(u))
     g = np.zeros((len(u), 3))
     for lv, a in zip(levels, alphas):

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
 
 import numpy as np
 import torch
 
+from recon.backends.kernel.cell_matrices import NormalConstraints
 from recon.backends.kernel.config import KernelConfig
 from recon.backends.kernel.field import KernelField
+from recon.backends.kernel.precond import have_fast_smoother, multilevel_preconditioner
 from recon.backends.kernel.scale import memory_reuse
 from recon.backends.kernel.solver import jacobi, matvec_operator, pcg
 from recon.backends.kernel.splat import normal_confidence, splat_normals
 from recon.backends.kernel.svh import build_hierarchy
-from recon.backends.kernel.system import NormalConstraints, assemble
+from recon.backends.kernel.system import assemble
 from recon.device import torch_threads
 from recon.errors import InputError
 from recon.progress import NULL_PROGRESS, Progress
@@ -105,8 +108,6 @@ def solver_workers(requested: int | None) -> int:
     """Threads for the CPU solve: ``requested``, or 2 when this process may use 2+ cores (else 1)."""
     if requested is not None:
         return int(requested)
-    import os
-
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -128,8 +129,6 @@ def solve_system(system, config: KernelConfig):
     name = config.preconditioner
     on_cpu = not isinstance(system.matrix, torch.Tensor)
     if name == "auto":
-        from recon.backends.kernel.precond import have_fast_smoother
-
         name = "multilevel" if on_cpu and have_fast_smoother() else "jacobi"
     if not on_cpu:
         name = "jacobi"
@@ -142,8 +141,6 @@ def solve_system(system, config: KernelConfig):
         system.matrix.workers = solver_workers(config.solver_threads)
     mv = matvec_operator(system.matrix)
     if name == "multilevel":
-        from recon.backends.kernel.precond import multilevel_preconditioner
-
         pre = multilevel_preconditioner(system.matrix, system.offsets)
     else:
         pre = jacobi(diag)

@@ -1,13 +1,17 @@
-"""Finest voxel size from the point density (detail rule) and the memory guard."""
+"""The scale of a kernel problem: the finest voxel size from the point density (the detail
+rule, shared by the in-memory and the batch paths) and the memory guard."""
 
 from __future__ import annotations
 
 import contextlib
 import math
-from typing import Iterator, Sequence
+from typing import Sequence
 
+import numpy as np
 import torch
+from scipy.spatial import cKDTree
 
+from recon.allocator import reuse_freed_memory
 from recon.backends.kernel.svh import COORD_LIMIT, count_unique_cells, splat_keys
 from recon.errors import ConfigError
 
@@ -29,8 +33,6 @@ def worth_reusing(unknowns: int) -> bool:
 
 def memory_reuse(levels: Sequence) -> contextlib.AbstractContextManager[bool]:
     """:func:`recon.allocator.reuse_freed_memory` for a hierarchy of this size (a no-op when too large)."""
-    from recon.allocator import reuse_freed_memory
-
     return reuse_freed_memory(worth_reusing(sum(len(lv) for lv in levels)))
 
 
@@ -69,9 +71,6 @@ def surface_area(points: torch.Tensor, k: int = AREA_NEIGHBOURS, max_samples: in
     Returns:
         The area estimate (with k = N - 1 for fewer than k + 1 points); 0.0 for fewer than 2 points.
     """
-    import numpy as np
-    from scipy.spatial import cKDTree
-
     n = len(points)
     k = min(k, n - 1)
     if k < 1:
@@ -88,29 +87,45 @@ def surface_area(points: torch.Tensor, k: int = AREA_NEIGHBOURS, max_samples: in
     return float(np.pi * r2.sum() / k)
 
 
-def voxel_size_from_detail(points: torch.Tensor, detail: float, min_resolution: float | None = None) -> float:
-    """Finest voxel edge (world units) giving ``target_density(detail)`` points per occupied voxel.
+def voxel_size_for_area(n_points: float, area: float, detail: float, min_resolution: float | None = None,
+                        cap_area: float | None = None) -> float:
+    """The detail rule: the finest voxel edge (world units) giving ``target_density(detail)`` points
+    per occupied voxel. Every kernel path (plain, learned, chunked, batch) sizes its voxels here.
 
-    With surface area A (:func:`surface_area`), N points and edge h, about OCCUPANCY * A / h^2
-    voxels are occupied, so h = sqrt(OCCUPANCY * target * A / N). With ``min_resolution`` R the
-    result is capped at sqrt(A) / R: sparse inputs otherwise get voxels far coarser than their
-    sample spacing allows (5k points on a unit bunny: h = 0.06 by density, best ~0.015), and the
-    cap follows the surface, not the bounding box (a 1 x 0.16 x 0.05 bar with 5k points wants
-    h ~ 0.005, a bunny with as many points 0.015).
+    A surface of area A sampled by N points occupies about OCCUPANCY * A / h^2 voxels of edge h,
+    so h = sqrt(OCCUPANCY * target * A / N). With ``min_resolution`` R the result is capped at
+    sqrt(A_cap) / R: sparse inputs otherwise get voxels far coarser than their sample spacing
+    allows (5k points on a unit bunny: h = 0.06 by density, best ~0.015), and the cap follows the
+    surface, not the bounding box (a 1 x 0.16 x 0.05 bar with 5k points wants h ~ 0.005, a bunny
+    with as many points 0.015).
+
+    Args:
+        n_points: N.
+        area: A, world units^2 (:func:`surface_area` on the points, or a streamed estimate).
+        detail: in [0, 1].
+        min_resolution: R, at least this many finest voxels along sqrt(A_cap) (None: no cap).
+        cap_area: A_cap, the area the cap is measured on (None: ``area``).
+
+    Returns:
+        h; 1.0 when there is no point or no area (the callers then report coincident points).
+    """
+    if n_points == 0 or not area > 0:
+        return 1.0
+    h = math.sqrt(OCCUPANCY * target_density(detail) * area / n_points)
+    if min_resolution:
+        h = min(h, math.sqrt(area if cap_area is None else cap_area) / min_resolution)
+    return h
+
+
+def voxel_size_from_detail(points: torch.Tensor, detail: float, min_resolution: float | None = None) -> float:
+    """:func:`voxel_size_for_area` of points held in memory (area from :func:`surface_area`).
 
     Args:
         points: (N, 3) float32 positions (any frame, world units).
         detail: in [0, 1].
-        min_resolution: R, at least this many finest voxels along sqrt(surface area) (None: no cap).
+        min_resolution: see :func:`voxel_size_for_area`.
     """
-    n = len(points)
-    area = surface_area(points)
-    if n == 0 or not area > 0:
-        return 1.0
-    h = math.sqrt(OCCUPANCY * target_density(detail) * area / n)
-    if min_resolution:
-        h = min(h, math.sqrt(area) / min_resolution)
-    return h
+    return voxel_size_for_area(len(points), surface_area(points), detail, min_resolution)
 
 
 def check_memory(points: torch.Tensor, voxel_size: float, depth: int, max_voxels: int) -> int:

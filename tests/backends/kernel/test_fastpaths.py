@@ -7,14 +7,15 @@ import torch
 
 from recon.backends.kernel import KernelConfig, KernelReconstructor
 from recon.backends.kernel.basis import bspline
+from recon.backends.kernel.bspline_tables import TWO_SCALE, two_scale_stencil
+from recon.backends.kernel.cell_matrices import NormalConstraints, point_moments
 from recon.backends.kernel.precond import have_fast_smoother, multilevel_preconditioner, sgs_reference
 from recon.backends.kernel.solver import jacobi, pcg
 from recon.backends.kernel.splat import splat_normals
 from recon.backends.kernel.svh import (OFFSETS125, VoxelLevel, build_hierarchy, build_hierarchy_reference, pack_keys,
                                        unique_coords)
-from recon.backends.kernel.system import (NormalConstraints, _point_moments, _to_parents, assemble,
-                                          point_moments_reference, to_parents_reference)
-from recon.backends.kernel.tables import TWO_SCALE, two_scale_stencil
+from recon.backends.kernel.system import _to_parents, assemble
+from recon.backends.kernel.system_reference import point_moments_reference, to_parents_reference
 from recon.errors import ConfigError
 from tests.backends.kernel.helpers import sphere_points
 
@@ -58,7 +59,7 @@ def test_unique_coords_dense_matches_torch_unique():
 def test_point_moments_batched_match_the_numpy_reference():
     u = torch.rand(3000, 3, dtype=torch.float32) * 6 - 3
     cell = torch.randint(0, 40, (3000,))
-    np.testing.assert_allclose(_point_moments(u, cell, 40, batch=700).numpy(),
+    np.testing.assert_allclose(point_moments(u, cell, 40, batch=700).numpy(),
                                point_moments_reference(u, cell, 40).numpy(), rtol=1e-10, atol=1e-9)
 
 

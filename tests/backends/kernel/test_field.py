@@ -6,6 +6,8 @@ import torch
 
 from recon.backends.kernel import FusedField, KernelConfig, KernelField, KernelReconstructor
 from recon.backends.kernel.evaluate import evaluate_levels, evaluate_reference
+from recon.backends.kernel.scale import OCCUPANCY, surface_area, target_density, voxel_size_from_detail
+from recon.backends.kernel.svh import count_unique_cells
 from recon.errors import ConfigError, InputError, ReconError
 from recon.field import Field
 from tests.backends.kernel.helpers import sphere_points
@@ -121,9 +123,6 @@ def test_memory_guard_suggests_voxel_size():
 
 
 def test_detail_sets_points_per_voxel():
-    from recon.backends.kernel.scale import OCCUPANCY, surface_area, target_density, voxel_size_from_detail
-    from recon.backends.kernel.svh import count_unique_cells
-
     p, _ = sphere_points(50000, 0.5, seed=6)
     t = torch.tensor(p, dtype=torch.float32)
     assert surface_area(t) == pytest.approx(np.pi, rel=0.03)  # 4 pi r^2, from a 20k subsample
@@ -140,8 +139,6 @@ def test_detail_sets_points_per_voxel():
 
 
 def test_voxel_rule_hardly_moves_with_noise_and_sees_thin_surfaces():
-    from recon.backends.kernel.scale import voxel_size_from_detail
-
     rng = np.random.default_rng(3)
     p, _ = sphere_points(100_000, 0.5, seed=7)
     clean = voxel_size_from_detail(torch.tensor(p, dtype=torch.float32), 0.6)

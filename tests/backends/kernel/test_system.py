@@ -4,7 +4,9 @@ import torch
 
 from recon.backends.kernel.splat import normal_confidence, splat_normals
 from recon.backends.kernel.svh import build_hierarchy
-from recon.backends.kernel.system import NormalConstraints, assemble, assemble_reference
+from recon.backends.kernel.cell_matrices import NormalConstraints
+from recon.backends.kernel.system import assemble
+from recon.backends.kernel.system_reference import assemble_reference
 from tests.backends.kernel.helpers import sphere_points
 
 

@@ -6,6 +6,6 @@ psi_d (K(x, v) = B((x - c_v)/s_d) <psi_d(x), F_v>), predicted normals, a UDF hea
 trimming, and training through the sparse solve (adjoint method).
 
 Entry points: :class:`recon.backends.kernel.learned.model.LearnedKernelModel` (network +
-save/load), :func:`recon.backends.kernel.learned.field.reconstruct_learned` (inference) and
+save/load), :func:`recon.backends.kernel.learned.infer.reconstruct_learned` (inference) and
 :func:`recon.backends.kernel.learned.train.train` (``recon train kernel``).
 """

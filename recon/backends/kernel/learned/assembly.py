@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
+from recon.backends.kernel.basis import bspline
 from recon.backends.kernel.learned.heads import PsiMLP
 from recon.backends.kernel.learned.kernel import kernel_stencil
 from recon.backends.kernel.learned.sparse_conv import gather_neighbours, neighbour_index
@@ -236,8 +237,6 @@ def dense_reference(u: torch.Tensor, levels: list[VoxelLevel], feats: list[torch
     Returns:
         A (V, V) and b (V,).
     """
-    from recon.backends.kernel.basis import bspline
-
     def kernel_row(x: torch.Tensor) -> torch.Tensor:  # (K, 3) -> (K, V)
         cols = []
         for d, lv in enumerate(levels):

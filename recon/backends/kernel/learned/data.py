@@ -18,6 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from recon import synthetic as S
+from recon.io import load_mesh
+from recon.normals import estimate_normals
+from recon.ops.sampling import sample_surface
+from recon.types import Mesh
 
 DEFAULT_TRAIN_MESHES = ("common-3d-test-models/spot.obj", "common-3d-test-models/cheburashka.obj",
                         "common-3d-test-models/homer.obj", "scivi/feline.obj", "trimesh-cad/idler_riser.STL")
@@ -111,12 +115,7 @@ def procedural_shape(seed: int, n: int = 100_000) -> ShapeGT | None:
 
 def mesh_shape(path: Path, n: int = 100_000, seed: int = 0) -> ShapeGT | None:
     """Dense area-weighted samples of a mesh file with outward face normals (None when unreadable)."""
-    from recon.ops.sampling import sample_surface
-    from recon.types import Mesh
-
     try:
-        from recon.io import load_mesh
-
         m = load_mesh(path)
     except Exception:  # noqa: BLE001 - any reader failure: skip the mesh
         return None
@@ -190,8 +189,6 @@ def draw_sample(shape: ShapeGT, rng: np.random.Generator, n_min: int, n_max: int
     if has:
         nrm = gn[idx]
     else:
-        from recon.normals import estimate_normals
-
         nrm = estimate_normals(pts, method="pca", orient="mst")
     return Sample(pts.astype(np.float32), np.asarray(nrm, np.float32), has, gp.astype(np.float32),
                   gn.astype(np.float32), sigma, shape.name)

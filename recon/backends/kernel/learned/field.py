@@ -1,8 +1,10 @@
-"""LearnedKernelField: the solved learned-kernel field with KernelField's interface, and inference.
+"""LearnedKernelField: the solved learned-kernel field with KernelField's interface, and the
+network + solve step that makes one.
 
-``reconstruct_learned`` runs the network on a cloud (normals given, or PCA + MST estimates
+:func:`solve_learned` runs the network on local points (normals given, or PCA + MST estimates
 when not; the normal head refines them and its output feeds the gradient-fitting term),
-solves the system and returns a :class:`LearnedKernelField`. Values are negative inside,
+solves the system and returns a :class:`LearnedKernelField`; the entry point from world points
+is :func:`recon.backends.kernel.learned.infer.reconstruct_learned`. Values are negative inside,
 in world units; gradients are dimensionless. Meshing trims with the predicted UDF: mesh
 vertices whose predicted unsigned distance is at least ``trim_distance`` finest voxels are
 deleted with their faces (NKSR section 1.6), instead of the KD-tree rule of the
@@ -20,49 +22,45 @@ from typing import Any
 import numpy as np
 import torch
 
-from recon.backends.kernel.field import to_local_tensor
+from recon.backends.kernel.field_meshing import mesh_field
+from recon.backends.kernel.hierarchy_field import HierarchyField, to_local_tensor
 from recon.backends.kernel.learned.kernel import evaluate_field
 from recon.backends.kernel.learned.model import TRAINED_REG_WEIGHT, TRAINED_SOLVER_TOL, LearnedKernelModel, ModelSpec
 from recon.backends.kernel.solver import SolverInfo
-from recon.backends.kernel.svh import VoxelLevel, unique_coords, unpack_keys
+from recon.backends.kernel.svh import VoxelLevel, unique_coords
+from recon.device import torch_threads
+from recon.meshing.cleanup import _subset
 from recon.types import Mesh
 
 FIELD_FORMAT = "recon.learned-kernel-field.v1"
 DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "learned_kernel.pt"
 
 
-class LearnedKernelField:
+class LearnedKernelField(HierarchyField):
     """f(x) = h * sum_d sum_v alpha_v B_v(x/h) <psi_d(x/h), F_v>, negative inside (world units).
 
-    Attributes:
+    Attributes (beyond those of :class:`HierarchyField`):
         model: the network (its psi MLPs and UDF decoder are used at evaluation).
-        levels, alphas, feats, udf_feats: per level decoder voxels, coefficients, kernel and UDF features.
-        voxel_size: finest voxel edge h (world units); offset: (3,) world position of the local origin.
-        points: (N, 3) input points in the local frame (world units).
+        feats, udf_feats: per level decoder kernel features (None where the level has none) and UDF features.
         trim: "udf" (predicted distance) or "distance" (KD-tree to the input, training-free rule).
     """
+
+    FORMAT = FIELD_FORMAT
+    DESCRIPTION = "learned-kernel field"
+    LOAD_FIX = "pass a file written by LearnedKernelField.save"
+    READ_ERRORS = (OSError, ValueError, KeyError, RuntimeError)  # RuntimeError: a state dict that does not fit
 
     def __init__(self, model: LearnedKernelModel, levels: list[VoxelLevel], alphas: list[torch.Tensor],
                  feats: list[torch.Tensor | None], udf_feats: list[torch.Tensor], voxel_size: float,
                  offset: np.ndarray, points: np.ndarray, solver_info: SolverInfo | None, *, mise_iter: int = 0,
                  upsample: int = 1, trim_distance: float = 2.0, trim: str = "udf",
                  timings: dict[str, float] | None = None, threads: int | None = 1):
+        super().__init__(levels, alphas, voxel_size, offset, points, solver_info, mise_iter=mise_iter,
+                         upsample=upsample, trim_distance=trim_distance, timings=timings, threads=threads)
         self.model = model
-        self.levels = levels
-        self.alphas = alphas
         self.feats = feats
         self.udf_feats = udf_feats
-        self.voxel_size = float(voxel_size)
-        self.offset = np.asarray(offset, dtype=np.float64).reshape(3)
-        self.points = points
-        self.solver_info = solver_info
-        self.mise_iter, self.upsample, self.trim_distance, self.trim = mise_iter, upsample, trim_distance, trim
-        self.timings = dict(timings or {})
-        self.threads = threads
-
-    @property
-    def device(self) -> torch.device:
-        return self.alphas[0].device
+        self.trim = trim
 
     @property
     def psis(self) -> list:
@@ -70,9 +68,8 @@ class LearnedKernelField:
 
     def to(self, device: str | torch.device) -> "LearnedKernelField":
         """Move to another torch device (in place); returns self."""
+        super().to(device)
         self.model = self.model.to(device)
-        self.levels = [lv.to(device) for lv in self.levels]
-        self.alphas = [a.to(device) for a in self.alphas]
         self.feats = [None if f is None else f.to(device) for f in self.feats]
         self.udf_feats = [f.to(device) for f in self.udf_feats]
         return self
@@ -116,17 +113,6 @@ class LearnedKernelField:
         u = torch.cat(outs) if outs else torch.zeros(0)
         return u.cpu().numpy().astype(np.float64) * self.voxel_size
 
-    def cells(self) -> np.ndarray:
-        """(M, 3) int64 finest voxel coordinates (meshing cells, local frame)."""
-        return self.levels[0].coords.cpu().numpy()
-
-    def bounds(self) -> np.ndarray:
-        """(2, 3) float64 world box of the finest voxels."""
-        c = self.cells()
-        if len(c) == 0:
-            return np.stack([self.offset, self.offset])
-        return np.stack([c.min(0) * self.voxel_size, (c.max(0) + 1) * self.voxel_size]) + self.offset
-
     def extract_mesh(self, mise_iter: int | None = None, upsample: int | None = None, trim: bool = True,
                      level: float = 0.0, trim_distance: float | None = None) -> Mesh:
         """Mesh the zero level set over the finest voxels (world units), then trim.
@@ -135,79 +121,40 @@ class LearnedKernelField:
         at least ``trim_distance`` finest voxels are removed with their faces; with "distance" the
         KD-tree rule of the training-free field is used.
         """
-        from recon.device import torch_threads
-        from recon.meshing import empty_mesh, sparse_marching_mesh, trim_far_faces
-        from recon.meshing.cleanup import _subset
-
         td = self.trim_distance if trim_distance is None else trim_distance
-        cells = self.cells()
-        if len(cells) == 0:
-            return empty_mesh()
         with torch_threads(self.threads, self.device):
-            mesh = sparse_marching_mesh(lambda x: self.evaluate(x + self.offset), cells, np.zeros(3), self.voxel_size,
-                                        level=level, upsample=self.upsample if upsample is None else upsample,
-                                        mise_iter=self.mise_iter if mise_iter is None else mise_iter)
-            if trim and mesh.n_faces:
-                if self.trim == "udf":
-                    near = self.udf(mesh.vertices + self.offset) < td * self.voxel_size
-                    mesh = _subset(mesh, mesh.faces[near[mesh.faces].all(axis=1)])
-                else:
-                    mesh = trim_far_faces(mesh, self.points, td * self.voxel_size)
-        return mesh.transformed(1.0, self.offset)
+            mesh = mesh_field(self, self.cells(), mise_iter=self.mise_iter if mise_iter is None else mise_iter,
+                              upsample=self.upsample if upsample is None else upsample,
+                              trim=trim and self.trim != "udf", level=level, trim_distance=td)
+            if trim and self.trim == "udf" and mesh.n_faces:
+                near = self.udf(mesh.vertices) < td * self.voxel_size
+                mesh = _subset(mesh, mesh.faces[near[mesh.faces].all(axis=1)])
+        return mesh
 
     # ----------------------------------------------------------------------------- persistence
 
-    def save(self, path: str | Path, include_points: bool = True) -> Path:
-        """Write the field (levels, coefficients, features, frame, the network weights) as .npz, atomically."""
-        from recon.io.atomic import atomic_write
-
-        arrays: dict[str, np.ndarray] = {
-            "format": np.array(FIELD_FORMAT), "voxel_size": np.array(self.voxel_size), "offset": self.offset,
-            "points": np.asarray(self.points if include_points else np.zeros((0, 3)), np.float32),
-            "meshing": np.array([self.mise_iter, self.upsample, self.trim_distance], np.float64),
-            "trim": np.array(self.trim), "n_levels": np.array(len(self.levels)),
-            "spec": np.array(json.dumps(dataclasses.asdict(self.model.spec))),
-        }
+    def _extra_arrays(self) -> dict[str, np.ndarray]:
+        """The trimming rule, the network (spec and weights), and each level's UDF and kernel features."""
+        arrays: dict[str, np.ndarray] = {"trim": np.array(self.trim),
+                                         "spec": np.array(json.dumps(dataclasses.asdict(self.model.spec)))}
         for k, v in self.model.state_dict().items():
             arrays[f"model/{k}"] = v.detach().cpu().numpy()
-        for d, lv in enumerate(self.levels):
-            arrays[f"level{d}_keys"] = lv.keys.cpu().numpy()
-            arrays[f"level{d}_alpha"] = self.alphas[d].detach().cpu().numpy()
+        for d in range(len(self.levels)):
             arrays[f"level{d}_udf"] = self.udf_feats[d].detach().cpu().numpy()
             if self.feats[d] is not None:
                 arrays[f"level{d}_feat"] = self.feats[d].detach().cpu().numpy()
-        path = Path(path)
-        with atomic_write(path) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
-        return path
+        return arrays
 
     @classmethod
-    def load(cls, path: str | Path, device: str | torch.device = "cpu") -> "LearnedKernelField":
-        """Read a field written by :meth:`save` (a wrong file raises a one-line InputError)."""
-        from recon.errors import InputError
-
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                if "format" not in z.files or str(z["format"]) != FIELD_FORMAT:
-                    raise InputError("not a saved learned-kernel field", str(path), "pass a file written by save()")
-                model = LearnedKernelModel(ModelSpec(**json.loads(str(z["spec"]))))
-                model.load_state_dict({k[6:]: torch.from_numpy(z[k]) for k in z.files if k.startswith("model/")})
-                model = model.to(device).eval()
-                levels, alphas, feats, udfs = [], [], [], []
-                for d in range(int(z["n_levels"])):
-                    keys = torch.from_numpy(z[f"level{d}_keys"]).to(device)
-                    levels.append(VoxelLevel(keys, unpack_keys(keys), d))
-                    alphas.append(torch.from_numpy(z[f"level{d}_alpha"]).to(device))
-                    udfs.append(torch.from_numpy(z[f"level{d}_udf"]).to(device))
-                    feats.append(torch.from_numpy(z[f"level{d}_feat"]).to(device) if f"level{d}_feat" in z.files
-                                 else None)
-                mise, up, td = z["meshing"].tolist()
-                return cls(model, levels, alphas, feats, udfs, float(z["voxel_size"]), z["offset"], z["points"],
-                           None, mise_iter=int(mise), upsample=int(up), trim_distance=float(td), trim=str(z["trim"]))
-        except (OSError, ValueError, KeyError, RuntimeError) as e:
-            raise InputError(f"cannot read the saved field ({type(e).__name__}: {e})", str(path),
-                             "pass a file written by LearnedKernelField.save") from None
+    def _from_arrays(cls, z: Any, device: str | torch.device) -> "LearnedKernelField":
+        model = LearnedKernelModel(ModelSpec(**json.loads(str(z["spec"]))))
+        model.load_state_dict({k[6:]: torch.from_numpy(z[k]) for k in z.files if k.startswith("model/")})
+        model = model.to(device).eval()
+        levels, alphas, frame = cls.common_arrays(z, device)
+        udfs = [torch.from_numpy(z[f"level{d}_udf"]).to(device) for d in range(len(levels))]
+        feats = [torch.from_numpy(z[f"level{d}_feat"]).to(device) if f"level{d}_feat" in z.files else None
+                 for d in range(len(levels))]
+        return cls(model, levels, alphas, feats, udfs, solver_info=None, trim=str(z["trim"]), **frame)
 
 
 def merge_points(u: torch.Tensor, cell: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,9 +12,12 @@ import warnings
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
 import torch
 
 from recon.backends.kernel.learned.assembly import FitSystem, StencilMatrix
+from recon.backends.kernel.precond import have_fast_smoother, multilevel_preconditioner
+from recon.backends.kernel.system import assemble
 
 
 @dataclass
@@ -156,16 +159,11 @@ def training_free_preconditioner(u: torch.Tensor, levels, constraints, *, pos_we
 
     Args:
         u: (N, 3) points; levels: decoder grids; constraints: list of
-            :class:`recon.backends.kernel.system.NormalConstraints`.
+            :class:`recon.backends.kernel.cell_matrices.NormalConstraints`.
 
     Returns:
         r -> M^-1 r on torch vectors, or None on CUDA or when pyamg's fast smoother is missing.
     """
-    import numpy as np
-
-    from recon.backends.kernel.precond import have_fast_smoother, multilevel_preconditioner
-    from recon.backends.kernel.system import assemble
-
     if u.device.type != "cpu" or not have_fast_smoother():
         return None
     with torch.no_grad():

@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
+from recon.backends.kernel.frontend import kernel_device, prepare_points
 from recon.backends.kernel.learned.field import DEFAULT_WEIGHTS, LearnedKernelField, solve_learned
-from recon.errors import ConfigError, InputError
+from recon.backends.kernel.learned.model import LearnedKernelModel
+from recon.backends.kernel.scale import check_memory
+from recon.device import torch_threads
+from recon.errors import ConfigError
 from recon.progress import NULL_PROGRESS, Progress
 
 _CACHE: dict[tuple[str, float, str], Any] = {}
@@ -26,12 +29,10 @@ def load_model(config: Any, device: torch.device):
     Raises:
         ConfigError: the weights file is missing (names ``recon train kernel``).
     """
-    from recon.backends.kernel.learned.model import LearnedKernelModel
-
     path = weights_path(config)
     if not path.is_file():
         raise ConfigError("learned kernel weights not found", str(path),
-                          "train them with `recon train kernel --config configs/kernel-train.yaml` "
+                          "train them with `recon train kernel --config configs/train/kernel-train.yaml` "
                           "or set weights to an existing file")
     key = (str(path.resolve()), path.stat().st_mtime, str(device))
     if key not in _CACHE:
@@ -41,8 +42,9 @@ def load_model(config: Any, device: torch.device):
 
 
 def reconstruct_learned(config: Any, points: Any, normals: Any = None, sensor: Any = None, *,
-                        progress: Progress = NULL_PROGRESS) -> LearnedKernelField:
-    """Fit a learned-kernel field to points (normals optional).
+                        progress: Progress = NULL_PROGRESS, device: str | None = None) -> LearnedKernelField:
+    """Fit a learned-kernel field to points (normals optional), through the kernel front end
+    (:mod:`recon.backends.kernel.frontend`) with the network's depth and resolution floor.
 
     Args:
         config: :class:`recon.backends.kernel.config.KernelConfig` with ``model == "learned"``.
@@ -50,30 +52,26 @@ def reconstruct_learned(config: Any, points: Any, normals: Any = None, sensor: A
         normals: (N, 3) outward normals or None (then PCA + MST / sensor-oriented estimates feed the
             network, flagged as estimated; its normal head refines them).
         sensor: (3,) or (N, 3) scanner position(s) for orienting estimated normals.
+        device: the caller's device, used when ``config.device`` is "auto".
 
     Returns:
         The :class:`LearnedKernelField` (world units, negative inside).
-    """
-    from recon.backends.kernel.reconstructor import checked_inputs, resolve_torch_device
-    from recon.backends.kernel.scale import check_memory, voxel_size_from_detail
-    from recon.device import torch_threads
 
+    Raises:
+        ConfigError: chunked mode asked for, weights missing, or the memory guard.
+        InputError: see :func:`recon.backends.kernel.frontend.prepare_points`.
+    """
     if config.chunk_size is not None:
         raise ConfigError("the learned kernel does not support chunked mode yet", None,
                           "drop chunk_size or use model: none")
-    device = resolve_torch_device(config.device, points)
-    model = load_model(config, device)
-    p, n, has_normals = checked_inputs(points, normals, sensor, progress)
-    lo, hi = p.min(0), p.max(0)
-    offset = 0.5 * (lo + hi)
-    pt = torch.from_numpy((p - offset).astype(np.float32)).to(device)
+    dev = kernel_device(config.device, points, device)
+    model = load_model(config, dev)
     res = model.spec.min_resolution if model.spec.min_resolution is not None else config.min_resolution
-    h = config.voxel_size if config.voxel_size is not None else \
-        voxel_size_from_detail(pt, config.detail, min_resolution=res)
-    if not np.isfinite(h) or h <= 0 or float(np.max(hi - lo)) <= 0:
-        raise InputError("all points coincide: nothing to reconstruct")
-    check_memory(pt, h, model.spec.depth, config.max_voxels)
+    prep = prepare_points(points, normals, sensor, dev, voxel_size=config.voxel_size, detail=config.detail,
+                          min_resolution=res, progress=progress)
+    h = prep.voxel_size
+    check_memory(prep.points, h, model.spec.depth, config.max_voxels)
     progress.update("kernel: learned network + solve")
-    with torch_threads(config.threads, device):
-        return solve_learned(model, pt / h, torch.from_numpy(n).to(device), has_normals, voxel_size=h,
-                             offset=offset, config=config)
+    with torch_threads(config.threads, dev):
+        return solve_learned(model, prep.points / h, torch.from_numpy(prep.normals).to(dev), prep.normals_given,
+                             voxel_size=h, offset=prep.offset, config=config)

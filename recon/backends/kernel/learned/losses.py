@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from recon.backends.kernel.learned.data import imls_sdf
+from recon.backends.kernel.learned.model import splat_mean
 
 
 @dataclass
@@ -57,8 +58,6 @@ def direct_normal_loss(pred, gt_u: torch.Tensor, gt_n: torch.Tensor) -> torch.Te
         pred: a :class:`~recon.backends.kernel.learned.model.Prediction`.
         gt_u: (P, 3) dense ground-truth points, finest-voxel units; gt_n: (P, 3) unit outward normals.
     """
-    from recon.backends.kernel.learned.model import splat_mean
-
     terms = []
     for d, raw in enumerate(pred.raw_normals):
         target = splat_mean(gt_u, gt_n, pred.levels[d])

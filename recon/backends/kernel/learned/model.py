@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from recon.backends.kernel.cell_matrices import NormalConstraints
 from recon.backends.kernel.learned.assembly import build_system, constraint_centres
 from recon.backends.kernel.learned.encoder import PointEncoder
 from recon.backends.kernel.learned.grids import encoder_grids
@@ -166,8 +167,6 @@ class LearnedKernelModel(nn.Module):
                               multiplicity=multiplicity, normal_conf=pred.normal_conf)
         pre = None
         if multilevel:  # (merged points: the preconditioner ignores their counts; it only needs to be close)
-            from recon.backends.kernel.system import NormalConstraints
-
             sizes = [len(i) for i in pred.constraint_index]
             confs = torch.split(pred.normal_conf, sizes) if pred.normal_conf is not None else [None] * len(sizes)
             cons = [NormalConstraints(d, i, n, c) for d, (i, n, c) in

@@ -2,8 +2,8 @@
 
 Usage::
 
-    recon train kernel --config configs/kernel-train.yaml [--resume] [--steps N] [--out DIR]
-    python -m recon.backends.kernel.learned.train --config configs/kernel-train.yaml [--resume]
+    recon train kernel --config configs/train/kernel-train.yaml [--resume] [--steps N] [--out DIR]
+    python -m recon.backends.kernel.learned.train --config configs/train/kernel-train.yaml [--resume]
 
 Two stages. Stage 1 (``train.pretrain_steps``, no solve, ~1 s a step): the losses that need no
 solve (direct normal, UDF, structure; :func:`.losses.compute_pretrain_losses`) train the encoder,
@@ -33,13 +33,17 @@ from typing import Callable
 
 import numpy as np
 import torch
+from scipy.spatial import cKDTree
 
+from recon.backends.kernel.config import KernelConfig
 from recon.backends.kernel.learned import data as D
 from recon.backends.kernel.learned.grids import encoder_grids
-from recon.backends.kernel.learned.losses import LossSamples, LossWeights, compute_losses
+from recon.backends.kernel.learned.losses import LossSamples, LossWeights, compute_losses, compute_pretrain_losses
 from recon.backends.kernel.learned.model import LearnedKernelModel, ModelSpec
+from recon.backends.kernel.scale import voxel_size_from_detail
 from recon.config import from_dict, load_yaml, to_dict
-from recon.errors import ConfigError, InputError
+from recon.device import resolve_torch_device
+from recon.errors import ConfigError, InputError, ReconError
 from recon.io.outputs import check_writable_folder
 from recon.io.torch_files import describe_error, load_tensors, to_plain
 
@@ -105,7 +109,7 @@ def load_config(cfg: str | os.PathLike | dict | TrainConfig | None) -> tuple[Tra
         return from_dict(TrainConfig, cfg), None
     path = os.fspath(cfg)
     if not Path(path).is_file():
-        raise ConfigError("training config not found", path, "pass --config configs/kernel-train.yaml")
+        raise ConfigError("training config not found", path, "pass --config configs/train/kernel-train.yaml")
     return from_dict(TrainConfig, load_yaml(path), source=path), path
 
 
@@ -118,9 +122,6 @@ def sample_voxel_size(points: np.ndarray, cfg: TrainConfig) -> float:
     """Finest voxel (unit-side units) of a training cloud: fixed, or the inference rule of the learned path."""
     if cfg.data.voxel_size is not None:
         return float(cfg.data.voxel_size)
-    from recon.backends.kernel.config import KernelConfig
-    from recon.backends.kernel.scale import voxel_size_from_detail
-
     res = cfg.model.min_resolution if cfg.model.min_resolution is not None else KernelConfig.min_resolution
     p = torch.from_numpy(np.asarray(points, np.float32))
     return float(voxel_size_from_detail(p - p.mean(0), cfg.data.detail, min_resolution=res))
@@ -140,10 +141,6 @@ def _predict(model: LearnedKernelModel, sample: D.Sample, cfg: TrainConfig, devi
 def pretrain_step(model: LearnedKernelModel, sample: D.Sample, cfg: TrainConfig, rng: np.random.Generator,
                   device: torch.device) -> tuple[torch.Tensor, dict]:
     """Stage 1: network and the losses that need no solve (direct normal, UDF, structure)."""
-    from scipy.spatial import cKDTree
-
-    from recon.backends.kernel.learned.losses import compute_pretrain_losses
-
     pred, u, gt_u, h = _predict(model, sample, cfg, device)
     loss, parts = compute_pretrain_losses(model, pred, gt_u, sample.gt_normals.astype(np.float64), cKDTree(gt_u), h,
                                           cfg.loss, cfg.samples, rng, cfg.data.gt_grid_points)
@@ -156,8 +153,6 @@ def pretrain_step(model: LearnedKernelModel, sample: D.Sample, cfg: TrainConfig,
 def train_step(model: LearnedKernelModel, sample: D.Sample, cfg: TrainConfig, rng: np.random.Generator,
                device: torch.device) -> tuple[torch.Tensor, dict]:
     """Forward one sample through network, solve and losses; returns (loss, info)."""
-    from scipy.spatial import cKDTree
-
     pred, u, gt_u, h = _predict(model, sample, cfg, device)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -225,8 +220,6 @@ def _train(config: str | os.PathLike | dict | TrainConfig | None = None, resume:
     check_writable_folder(_abs(cfg.cache_dir), option="cache_dir")
     oc = cfg.train
     torch.set_num_threads(max(1, oc.threads))
-    from recon.backends.kernel.reconstructor import resolve_torch_device
-
     device = resolve_torch_device(cfg.device)
     t_start = time.time()
     torch.manual_seed(cfg.seed)
@@ -353,12 +346,11 @@ def _train(config: str | os.PathLike | dict | TrainConfig | None = None, resume:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m recon.backends.kernel.learned.train",
                                  description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default="configs/kernel-train.yaml")
+    ap.add_argument("--config", default="configs/train/kernel-train.yaml")
     ap.add_argument("--resume", action="store_true", help="continue from the checkpoint if it matches the config")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
-    from recon.errors import ReconError
 
     def _stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt

@@ -13,7 +13,8 @@ from recon.backends.kernel.learned.kernel import evaluate_field
 from recon.backends.kernel.learned.sparse_conv import SparseConv3d, neighbour_index, sparse_conv_reference
 from recon.backends.kernel.splat import splat_normals
 from recon.backends.kernel.svh import VoxelLevel, build_hierarchy, pack_keys
-from recon.backends.kernel.system import NormalConstraints, assemble_reference
+from recon.backends.kernel.cell_matrices import NormalConstraints
+from recon.backends.kernel.system_reference import assemble_reference
 
 
 def _cloud(n=40, seed=0, radius=1.6):

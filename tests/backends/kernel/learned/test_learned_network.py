@@ -206,7 +206,7 @@ def test_cli_errors_are_one_line_exit_2(tmp_path):
     runner = CliRunner()
     res = runner.invoke(app, ["train", "kernel", "--config", str(tmp_path / "missing.yaml")])
     assert isinstance(res.exception, ReconError) and res.exception.exit_code == 2
-    assert "configs/kernel-train.yaml" in str(res.exception)
+    assert "configs/train/kernel-train.yaml" in str(res.exception)
     cfg = tmp_path / "c.yaml"
     cfg.write_text("seed: 0\n")
     res = runner.invoke(app, ["train", "kernel", "--config", str(cfg), "--steps", "0"])

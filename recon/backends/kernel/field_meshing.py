@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from recon.meshing import empty_mesh, sparse_marching_mesh, trim_far_faces
 from recon.types import Mesh
 
 
@@ -25,8 +26,6 @@ def mesh_field(field: Any, cells: np.ndarray, *, mise_iter: int, upsample: int, 
     Returns:
         The mesh in world units (local frame shifted by ``field.offset``).
     """
-    from recon.meshing import empty_mesh, sparse_marching_mesh, trim_far_faces
-
     if len(cells) == 0:
         return empty_mesh()
     offset = field.offset

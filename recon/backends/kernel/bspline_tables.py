@@ -1,4 +1,4 @@
-"""Small constant tables for the cell-moment assembly (exact, built in float64).
+"""Constant B-spline tables of the cell-moment assembly (exact, built in float64).
 
 Inside one finest cell (local coordinate tau in [0,1)^3) every basis function of every
 level is a triquadratic polynomial. The 27 finest-level functions of the cell's
@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import torch
 
-from recon.backends.kernel.basis import axis_weights, tensor27
+from recon.backends.kernel.basis import axis_weights, bspline, tensor27
 from recon.backends.kernel.svh import OFFSETS125
 
 _SAMPLES = torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)
@@ -61,8 +61,6 @@ def centre_gradients(tau: float) -> torch.Tensor:
 @lru_cache(maxsize=None)
 def gram_stencil() -> torch.Tensor:
     """(125,) float64: B(o) of the regulariser K at each 5x5x5 stencil offset o (zero beyond +-1)."""
-    from recon.backends.kernel.basis import bspline
-
     b = bspline(OFFSETS125.to(torch.float64))
     return b.prod(-1)
 
