@@ -12,8 +12,11 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 
 from recon.errors import ConfigError
+
+from recon_apps.entry import run
 
 
 def _console():
@@ -66,7 +69,8 @@ def batch(inputs: list[str], output: str | None = None, job: str | None = None, 
     live = None
     on_tile = None
     if view or view_snapshot:
-        from recon_apps.viewer.live import TileMosaic, make_live_view
+        from recon_apps.viewer.live import TileMosaic
+        from recon_apps.viewer.live_process import make_live_view
 
         live = make_live_view(view, view_snapshot)  # tiles arrive on this (the driver's) thread
         on_tile = TileMosaic(live).on_tile
@@ -84,19 +88,7 @@ def batch(inputs: list[str], output: str | None = None, job: str | None = None, 
     if json_out:
         print(json.dumps(summary.to_dict(), indent=1, default=str))
     if not quiet:
-        s = summary
-        console.print(f"tiles: {s.fitted} fitted, {s.done} meshed, {s.empty} empty, {len(s.failed)} failed of {s.tiles} "
-                      f"({s.reused_fits} fits and {s.reused_meshes} meshes reused); {s.points:,} points "
-                      f"in {s.seconds.get('total', 0):.1f} s; driver peak RSS {s.driver_rss_mib:.0f} MiB",
-                      highlight=False, soft_wrap=True)
-        console.print(f"[green]wrote[/green] {s.mesh} ({s.vertices:,} vertices, {s.faces:,} faces), {s.index}"
-                      + (f", {s.preview}" if s.preview else ""), highlight=False, soft_wrap=True)
-        for f in s.failed:
-            console.print(f"[bold red]failed[/bold red] tile {f['tile']} ({f['phase']}, {f['attempts']} attempts): "
-                          f"{f['error']}", highlight=False, soft_wrap=True)
-        if s.failed:
-            console.print("fix the cause and run again with --resume: only unfinished tiles are recomputed",
-                          highlight=False)
+        print_batch_summary(summary, console)
     if live is not None:
         live.hold(lambda: console.print("close the window to exit", highlight=False))
     return 1 if summary.failed else 0
@@ -135,7 +127,7 @@ def register(app: typer.Typer) -> None:
         tile_shape: Optional[str] = typer.Option(None, "--tile-shape", help="auto (columns when they fit) | column | cube"),
         max_tile_points: Optional[int] = typer.Option(None, "--max-tile-points", help="points per tile (default: from --memory-limit)"),
         preview: Optional[bool] = typer.Option(None, "--preview/--no-preview", help="write a decimated preview.ply (default on)"),
-        config: Optional[str] = typer.Option(None, "--config", "-c", help="job YAML file (e.g. configs/batch.yaml)"),
+        config: Optional[str] = typer.Option(None, "--config", "-c", help="job YAML file (e.g. configs/batch/batch.yaml)"),
         in_process: bool = typer.Option(False, "--in-process", hidden=True, help="threads in this process (debugging)"),
         fault: list[str] = typer.Option([], "--fault", hidden=True, help="fault injection PHASE:TILE=KIND:N (tests)"),
         json_out: bool = typer.Option(False, "--json", help="print the summary as JSON on stdout"),
@@ -189,12 +181,29 @@ def register(app: typer.Typer) -> None:
                           f"offset {tuple(info['offset'])}", highlight=False, soft_wrap=True)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m recon_apps.batch_cli batch ...``: the project CLI with these commands registered."""
-    from recon_apps import cli
+def print_batch_summary(s: Any, console: Any) -> None:
+    """The end of a ``recon batch`` run on stderr: tile counts, what was written, each failed tile and the fix."""
+    console.print(f"tiles: {s.fitted} fitted, {s.done} meshed, {s.empty} empty, {len(s.failed)} failed of {s.tiles} "
+                  f"({s.reused_fits} fits and {s.reused_meshes} meshes reused); {s.points:,} points "
+                  f"in {s.seconds.get('total', 0):.1f} s; driver peak RSS {s.driver_rss_mib:.0f} MiB",
+                  highlight=False, soft_wrap=True)
+    console.print(f"[green]wrote[/green] {escape(str(s.mesh))} ({s.vertices:,} vertices, {s.faces:,} faces), "
+                  f"{escape(str(s.index))}" + (f", {escape(str(s.preview))}" if s.preview else ""),
+                  highlight=False, soft_wrap=True)
+    for f in s.failed:
+        console.print(f"[bold red]failed[/bold red] tile {escape(str(f['tile']))} ({f['phase']}, {f['attempts']} "
+                      f"attempts): {escape(str(f['error']))}", highlight=False, soft_wrap=True)
+    if s.failed:
+        console.print("fix the cause and run again with --resume: only unfinished tiles are recomputed",
+                      highlight=False)
 
-    register(cli.app)
-    cli.main(argv if argv is not None else sys.argv[1:])
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m recon_apps.batch_cli batch ...``: ``batch`` and ``synth-scene`` as a command of their own,
+    errors reported as by ``recon`` (see :func:`recon_apps.entry.run`)."""
+    app = typer.Typer(name="recon", add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True)
+    register(app)
+    run(app, argv if argv is not None else sys.argv[1:])
 
 
 if __name__ == "__main__":

@@ -42,7 +42,8 @@ class MeshMetrics:
         chamfer_l1: 0.5 * (accuracy + completeness), world units (inf for an empty prediction).
         accuracy: mean pred -> GT nearest-sample distance, world units.
         completeness: mean GT -> pred nearest-sample distance, world units.
-        normal_consistency: in [0, 1]; 1 = matched face normals parallel (sign ignored).
+        normal_consistency: in [0, 1]; 1 = matched face normals parallel (sign ignored); None when
+            the ground truth has no normals (a point cloud without them).
         taus: the thresholds as given (relative to the GT's longest side if ``relative``).
         tau_abs: the thresholds actually used, world units, one per ``taus``.
         precision: fraction of pred samples within tau_abs of GT, one per tau.
@@ -56,7 +57,7 @@ class MeshMetrics:
     chamfer_l1: float
     accuracy: float
     completeness: float
-    normal_consistency: float
+    normal_consistency: float | None
     taus: tuple[float, ...]
     tau_abs: tuple[float, ...]
     precision: tuple[float, ...]
@@ -81,7 +82,7 @@ class MeshMetrics:
             "chamfer_l1": float(self.chamfer_l1),
             "accuracy": float(self.accuracy),
             "completeness": float(self.completeness),
-            "normal_consistency": float(self.normal_consistency),
+            "normal_consistency": None if self.normal_consistency is None else float(self.normal_consistency),
             "relative": bool(self.relative),
             "gt_scale": float(self.gt_scale),
             "n_samples": int(self.n_samples),
@@ -101,13 +102,91 @@ def _fscore(p: np.ndarray, r: np.ndarray) -> np.ndarray:
     return np.where(denom > 0, 2.0 * p * r / np.where(denom > 0, denom, 1.0), 0.0)
 
 
-def _has_area(mesh: Mesh) -> bool:
+def has_area(mesh: Mesh) -> bool:
+    """True when the mesh has a face of positive, finite area."""
     if mesh.n_faces == 0 or mesh.n_vertices == 0:
         return False
     v = mesh.vertices
     f = mesh.faces
     cross = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
     return bool(np.isfinite(cross).all() and np.linalg.norm(cross, axis=1).sum() > 0)
+
+
+def check_taus(tau: float | Sequence[float]) -> tuple[float, ...]:
+    """The thresholds as a tuple of positive finite floats.
+
+    Raises:
+        InputError: no threshold, or one that is not positive and finite.
+    """
+    taus = tuple(float(t) for t in (np.atleast_1d(np.asarray(tau, dtype=np.float64))))
+    if not taus or any(not np.isfinite(t) or t <= 0 for t in taus):
+        raise InputError(f"tau must be positive, got {tau!r}")
+    return taus
+
+
+def longest_side(points: np.ndarray) -> float:
+    """The longest bounding-box side of (N, 3) points, world units."""
+    return float(np.max(points.max(axis=0) - points.min(axis=0)))
+
+
+def empty_prediction(taus: tuple[float, ...], tau_abs: tuple[float, ...], relative: bool, scale: float,
+                     n_samples: int, normal_consistency: float | None = 0.0) -> MeshMetrics:
+    """The score of an empty (or zero-area) prediction: distances inf, P = R = F = 0."""
+    zeros = (0.0,) * len(taus)
+    return MeshMetrics(np.inf, np.inf, np.inf, normal_consistency, taus, tau_abs, zeros, zeros, zeros,
+                       relative, scale, int(n_samples))
+
+
+def score_samples(
+    pred_points: np.ndarray,
+    pred_normals: np.ndarray,
+    gt_points: np.ndarray,
+    gt_normals: np.ndarray | None,
+    *,
+    taus: tuple[float, ...],
+    tau_abs: tuple[float, ...],
+    relative: bool,
+    scale: float,
+    n_samples: int,
+) -> MeshMetrics:
+    """Nearest-neighbour metrics between two sample sets (see the module docstring).
+
+    Args:
+        pred_points: (P, 3) samples of the prediction, world units.
+        pred_normals: (P, 3) unit normals of those samples.
+        gt_points: (G, 3) ground-truth samples, world units.
+        gt_normals: (G, 3) unit normals, or None: normal consistency is then not computed (None).
+        taus, tau_abs: the thresholds as given and in world units.
+        relative, scale, n_samples: recorded in the result.
+    """
+    d_pg, i_pg = cKDTree(gt_points).query(pred_points, k=1, workers=-1)  # pred -> gt
+    d_gp, i_gp = cKDTree(pred_points).query(gt_points, k=1, workers=-1)  # gt -> pred
+    acc = float(d_pg.mean())
+    comp = float(d_gp.mean())
+    ta = np.asarray(tau_abs)
+    prec = (d_pg[None, :] < ta[:, None]).mean(axis=1)
+    rec = (d_gp[None, :] < ta[:, None]).mean(axis=1)
+    fs = _fscore(prec, rec)
+    nc = None
+    if gt_normals is not None:
+        pn, gn = pred_normals.astype(np.float64), gt_normals.astype(np.float64)
+        cos_pg = np.abs(np.einsum("ij,ij->i", pn, gn[i_pg]))
+        cos_gp = np.abs(np.einsum("ij,ij->i", gn, pn[i_gp]))
+        nc = 0.5 * (float(cos_pg.mean()) + float(cos_gp.mean()))
+    return MeshMetrics(
+        chamfer_l1=0.5 * (acc + comp),
+        accuracy=acc,
+        completeness=comp,
+        normal_consistency=nc,
+        taus=taus,
+        tau_abs=tau_abs,
+        precision=tuple(float(x) for x in prec),
+        recall=tuple(float(x) for x in rec),
+        fscore=tuple(float(x) for x in fs),
+        relative=relative,
+        gt_scale=scale,
+        n_samples=int(n_samples),
+    )
 
 
 def evaluate_meshes(
@@ -137,50 +216,20 @@ def evaluate_meshes(
     Raises:
         InputError: the GT mesh is empty or has zero area; a tau is not positive.
     """
-    taus = tuple(float(t) for t in (np.atleast_1d(np.asarray(tau, dtype=np.float64))))
-    if not taus or any(not np.isfinite(t) or t <= 0 for t in taus):
-        raise InputError(f"tau must be positive, got {tau!r}")
-    if not _has_area(gt):
+    taus = check_taus(tau)
+    if not has_area(gt):
         raise InputError("ground-truth mesh is empty or has zero area")
-    used = gt.vertices[np.unique(gt.faces)]  # ignore unreferenced vertices
-    scale = float(np.max(used.max(axis=0) - used.min(axis=0)))
+    scale = longest_side(gt.vertices[np.unique(gt.faces)])  # ignore unreferenced vertices
     tau_abs = tuple(t * scale if relative else t for t in taus)
-    k = len(taus)
     ss = np.random.SeedSequence(int(seed))
     gt_rng, pred_rng = (np.random.default_rng(s) for s in ss.spawn(2))
-
-    if not _has_area(pred):
-        zeros = (0.0,) * k
-        return MeshMetrics(np.inf, np.inf, np.inf, 0.0, taus, tau_abs, zeros, zeros, zeros,
-                           relative, scale, int(n_samples))
-
+    if not has_area(pred):
+        return empty_prediction(taus, tau_abs, relative, scale, n_samples)
     gp, gn = sample_surface(gt, n_samples, gt_rng)
     pp, pn = sample_surface(pred, n_samples, pred_rng)
-    d_pg, i_pg = cKDTree(gp).query(pp, k=1, workers=-1)  # pred -> gt
-    d_gp, i_gp = cKDTree(pp).query(gp, k=1, workers=-1)  # gt -> pred
-    acc = float(d_pg.mean())
-    comp = float(d_gp.mean())
-    ta = np.asarray(tau_abs)
-    prec = (d_pg[None, :] < ta[:, None]).mean(axis=1)
-    rec = (d_gp[None, :] < ta[:, None]).mean(axis=1)
-    fs = _fscore(prec, rec)
-    cos_pg = np.abs(np.einsum("ij,ij->i", pn.astype(np.float64), gn[i_pg].astype(np.float64)))
-    cos_gp = np.abs(np.einsum("ij,ij->i", gn.astype(np.float64), pn[i_gp].astype(np.float64)))
-    nc = 0.5 * (float(cos_pg.mean()) + float(cos_gp.mean()))
-    return MeshMetrics(
-        chamfer_l1=0.5 * (acc + comp),
-        accuracy=acc,
-        completeness=comp,
-        normal_consistency=nc,
-        taus=taus,
-        tau_abs=tau_abs,
-        precision=tuple(float(x) for x in prec),
-        recall=tuple(float(x) for x in rec),
-        fscore=tuple(float(x) for x in fs),
-        relative=relative,
-        gt_scale=scale,
-        n_samples=int(n_samples),
-    )
+    return score_samples(pp, pn, gp, gn, taus=taus, tau_abs=tau_abs, relative=relative, scale=scale,
+                         n_samples=n_samples)
 
 
-__all__ = ["MeshMetrics", "evaluate_meshes"]
+__all__ = ["MeshMetrics", "check_taus", "empty_prediction", "evaluate_meshes", "has_area", "longest_side",
+           "score_samples"]

@@ -81,6 +81,10 @@ def read_any(path: str | os.PathLike, *, sample: int | None = None, seed: int = 
     return cloud, details
 
 
+#: the detail key of a mesh read as points that says whether the file stored vertex normals
+NORMALS_STORED = "normals_stored"
+
+
 def _from_mesh(mesh: Any, p: Path, sample: int | None, seed: int, details: dict[str, Any]) -> tuple[PointCloud, dict[str, Any]]:
     cloud = mesh_to_cloud(mesh, p, sample, seed)
     return cloud, {
@@ -88,6 +92,7 @@ def _from_mesh(mesh: Any, p: Path, sample: int | None, seed: int, details: dict[
         "mesh_vertices": mesh.n_vertices,
         "mesh_faces": mesh.n_faces,
         "mode": "vertices" if sample is None else f"{int(sample)} surface samples",
+        NORMALS_STORED: mesh.vertex_normals is not None,  # else the cloud's normals were computed from the faces
     }
 
 
@@ -170,11 +175,14 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
         ``faces`` (meshes), ``bounds`` ([[min x,y,z], [max x,y,z]] of finite rows, or None),
         ``extent`` (largest bounding-box side), ``attributes`` (``normals``, ``colors``,
         ``sensors`` booleans and ``attrs`` names), ``units_guess`` and ``units_reason``.
+        ``normals`` is True only when the file stores them (a mesh without them gets normals
+        computed from its faces when it is reconstructed, which does not count).
 
     Raises:
         InputError: the file cannot be read.
     """
     cloud, details = read_any(path)
+    normals_stored = details.pop(NORMALS_STORED, cloud.normals is not None)
     pts = cloud.points
     finite = np.all(np.isfinite(pts), axis=1)
     good = pts if finite.all() else pts[finite]  # no copy of a clean cloud
@@ -187,7 +195,7 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
         "valid_points": int(finite.sum()),
         "faces": details.get("mesh_faces") if is_mesh else None,
         "attributes": {
-            "normals": cloud.normals is not None,
+            "normals": bool(normals_stored),
             "colors": cloud.colors is not None,
             "sensors": cloud.sensors is not None,
             "attrs": sorted(cloud.attrs),

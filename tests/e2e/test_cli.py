@@ -90,8 +90,8 @@ def test_reconstruct_sphere_with_config_and_overrides(tmp_path, rng):
     proc = run("reconstruct", src, "-o", out, "--config", cfg, "--set", "density_quantile=0", "--json", "-q")
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
-    assert summary["config"]["backend_options"]["depth"] == 7
-    assert summary["config"]["backend_options"]["density_quantile"] == 0.0
+    assert summary["config"]["poisson"]["depth"] == 7
+    assert summary["config"]["poisson"]["density_quantile"] == 0.0
     v = np.asarray(trimesh.load(out, force="mesh").vertices)
     r = np.linalg.norm(v, axis=1)
     assert abs(np.median(r) - 1.0) < 0.01

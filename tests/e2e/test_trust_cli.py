@@ -104,7 +104,7 @@ def test_render_force_never_replaces_the_current_folder_or_an_input(tmp_path, sc
     ["view", "{scan}", "--screenshot", "{bad}/v.png"],
     ["render", "{scan}", "-o", "{bad}/renders"],
     ["render-gaussians", "{scan}", "-o", "{bad}/renders"],
-    ["train", "kernel", "--config", "{repo}/configs/kernel-train.yaml", "--out", "{bad}/weights", "--steps", "1"],
+    ["train", "kernel", "--config", "{repo}/configs/train/kernel-train.yaml", "--out", "{bad}/weights", "--steps", "1"],
 ])
 def test_unwritable_output_is_found_before_any_work(tmp_path, scan, args):
     argv = [a.format(scan=scan, tmp=tmp_path, bad=UNWRITABLE, repo=REPO) for a in args]
