@@ -7,8 +7,8 @@ the field is meshed on demand.
     >>> from recon.io import load_point_cloud, save_mesh
     >>> from recon.pipeline import reconstruct
     >>> cloud = load_point_cloud("scan.ply")
-    >>> mesh = reconstruct(cloud, backend="poisson")
-    >>> save_mesh(mesh, "mesh.ply")
+    >>> result = reconstruct(cloud, backend="poisson")
+    >>> save_mesh(result.mesh, "mesh.ply")
 """
 
 from recon.errors import ConfigError, InputError, ReconError

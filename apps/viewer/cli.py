@@ -7,6 +7,7 @@ command costs nothing at start-up.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -15,6 +16,7 @@ import typer
 from recon.errors import ConfigError, ReconError
 
 from recon_apps.checks import MAX_EVAL_SAMPLES, check_range
+from recon_apps.entry import run
 
 COLOR_BY_HELP = "auto | rgb | normal | height | error (with --gt) | solid | a per-point attribute name"
 
@@ -257,11 +259,12 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m recon_apps.viewer.cli view ...``: the project CLI with ``view`` registered."""
-    from recon_apps import cli
-
-    register(cli.app)
-    cli.main(argv)
+    """``python -m recon_apps.viewer.cli view ...``: ``view`` as a command of its own, errors reported
+    as by ``recon`` (see :func:`recon_apps.entry.run`)."""
+    app = typer.Typer(name="recon", add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True)
+    app.callback()(lambda: None)  # a group, so the command is still named: `... viewer.cli view PATH`
+    register(app)
+    run(app, argv if argv is not None else sys.argv[1:])
 
 
 if __name__ == "__main__":

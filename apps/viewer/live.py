@@ -8,7 +8,7 @@ seconds. :meth:`LiveView.run` does the usual thing: the work in a background thr
 the polling on the calling thread. Without a display (or with ``off_screen=True``) each
 refresh writes a PNG ``snapshot`` instead of drawing a window (no pyvistaqt needed).
 
-The commands do not draw in the working process: :func:`make_live_view` gives a
+The commands do not draw in the working process: :func:`~recon_apps.viewer.live_process.make_live_view` gives a
 :class:`~recon_apps.viewer.live_process.LiveViewProcess`, which runs a LiveView in a child process
 (a frame holds the GIL for a few hundred milliseconds in software GL).
 """
@@ -217,7 +217,7 @@ class LiveView:
             self._plotter = None
 
 
-__all__ = ["LiveView"]
+__all__ = ["LiveView", "TileMosaic", "record_state", "training_preview"]
 
 
 def training_preview(view: "LiveView | LiveViewProcess", resolution: int = 64, max_points: int = 50_000) -> Callable[[Any], None]:
@@ -246,28 +246,6 @@ def training_preview(view: "LiveView | LiveViewProcess", resolution: int = 64, m
             view.update(mesh=mesh, text=f"step {trainer.stats.step}: {mesh.n_faces:,} faces (preview at {resolution})")
 
     return callback
-
-
-def make_live_view(view_live: bool, snapshot: str | Path | None) -> "LiveViewProcess":
-    """The live view for ``--view`` / ``--view-snapshot PNG``: a window, or (with a snapshot and no
-    ``--view``) an off-screen view refreshing the PNG; drawn by a child process (see
-    :mod:`recon_apps.viewer.live_process`) so that frames do not stall the work. Without a display
-    ``--view`` needs a snapshot.
-
-    Raises:
-        ReconError: ``--view`` without a display and without a snapshot; a bad snapshot path.
-    """
-    from recon.errors import ReconError
-    from recon_apps.viewer.display import has_display
-    from recon_apps.viewer.live_process import LiveViewProcess
-    from recon_apps.viewer.screenshot import check_screenshot_path
-
-    if snapshot is not None:
-        check_screenshot_path(Path(snapshot))
-    elif not has_display():
-        raise ReconError("--view needs a display (DISPLAY and WAYLAND_DISPLAY are unset)", None,
-                         "pass --view-snapshot live.png to follow the run in an image file instead")
-    return LiveViewProcess(off_screen=True if snapshot is not None and not view_live else None, snapshot=snapshot)
 
 
 class TileMosaic:

@@ -29,7 +29,12 @@ from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
+from recon.errors import ReconError
 from recon.types import Mesh, PointCloud
+
+from recon_apps.viewer.display import has_display
+from recon_apps.viewer.live import LiveView, record_state
+from recon_apps.viewer.screenshot import check_screenshot_path
 
 T = TypeVar("T")
 
@@ -51,8 +56,6 @@ class LiveViewProcess:
     def __init__(self, *, interval: float = 2.0, text_interval: float | None = None, off_screen: bool | None = None,
                  snapshot: str | Path | None = None, window_size: tuple[int, int] = (800, 640),
                  up: Sequence[float] = (0.0, 0.0, 1.0)) -> None:
-        from recon_apps.viewer.display import has_display
-
         self.off_screen = (not has_display()) if off_screen is None else bool(off_screen)
         self.snapshot = None if snapshot is None else Path(snapshot)
         self.draws = 0
@@ -82,8 +85,6 @@ class LiveViewProcess:
     def update(self, mesh: Mesh | None = None, points: PointCloud | np.ndarray | None = None,
                text: str | None = None) -> None:
         """Record the newest state (None leaves that part as it is); the sender thread ships it."""
-        from recon_apps.viewer.live import record_state
-
         with self._cond:
             record_state(self._pending, mesh, points, text)
             self._cond.notify_all()
@@ -224,8 +225,6 @@ class LiveViewProcess:
 
 def serve(conn: Connection, poll: float = 0.05) -> None:
     """The child's loop: apply updates to a LiveView, redraw when due, answer requests, until close/EOF."""
-    from recon_apps.viewer.live import LiveView
-
     kind, options = conn.recv()
     if kind != "options":
         raise RuntimeError(f"live view child: expected options, got {kind!r}")
@@ -268,3 +267,20 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def make_live_view(view_live: bool, snapshot: str | Path | None) -> LiveViewProcess:
+    """The live view for ``--view`` / ``--view-snapshot PNG``: a window, or (with a snapshot and no
+    ``--view``) an off-screen view refreshing the PNG; drawn by a child process (see
+    :mod:`recon_apps.viewer.live_process`) so that frames do not stall the work. Without a display
+    ``--view`` needs a snapshot.
+
+    Raises:
+        ReconError: ``--view`` without a display and without a snapshot; a bad snapshot path.
+    """
+    if snapshot is not None:
+        check_screenshot_path(Path(snapshot))
+    elif not has_display():
+        raise ReconError("--view needs a display (DISPLAY and WAYLAND_DISPLAY are unset)", None,
+                         "pass --view-snapshot live.png to follow the run in an image file instead")
+    return LiveViewProcess(off_screen=True if snapshot is not None and not view_live else None, snapshot=snapshot)

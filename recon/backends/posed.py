@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from recon.device import resolve_device
+from recon.device import backend_device
 from recon.errors import InputError
 from recon.io.cameras import normalize_views
 from recon.io.images import read_view_images
@@ -19,14 +19,6 @@ from recon.types import Cameras, Views
 
 #: the background colours a config may name (``auto`` estimates it from the images)
 BACKGROUNDS = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0)}
-
-
-def backend_device(config_device: str, device: str | None) -> str:
-    """The torch device to train on: the backend config's ``device`` unless it is "auto", then the
-    caller's (``None`` meaning "auto"), resolved by :func:`recon.device.resolve_device`."""
-    if config_device != "auto":
-        return resolve_device(config_device)
-    return resolve_device(device or "auto")
 
 
 def require_views(scene: Any, backend: str) -> Views:

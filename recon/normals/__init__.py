@@ -54,6 +54,24 @@ def register_normal_method(name: str, fn: NormalMethod, default_k: int = PCA_K) 
     _DEFAULT_K[name] = int(default_k)
 
 
+def choose_orientation(mode: str, has_sensor: bool, source: str | None = None) -> str:
+    """The orientation to run for a requested ``mode``: "auto" is "sensor" when sensor positions are
+    known, else "mst"; the others are kept.
+
+    Raises:
+        ConfigError: an unknown mode.
+        InputError: "sensor" for an input without sensor positions (``source`` names it).
+    """
+    if mode == "auto":
+        return "sensor" if has_sensor else "mst"
+    if mode not in ORIENT_MODES:
+        raise ConfigError(f"unknown normal orientation '{mode}'", None, f"use auto or one of: {', '.join(ORIENT_MODES)}")
+    if mode == "sensor" and not has_sensor:
+        raise InputError("normal orientation 'sensor' needs sensor positions, which the input lacks", source,
+                          "give the scanner position (--sensor X,Y,Z) or use orientation mst")
+    return mode
+
+
 def available_normal_methods() -> list[str]:
     """Names ``estimate_normals`` accepts: the registered methods and the plugin packages here (not imported)."""
     plugins = [m.name for m in pkgutil.iter_modules(__path__) if m.ispkg]
@@ -161,5 +179,6 @@ def estimate_normals(
 
 
 __all__ = ["MAX_K", "MIN_K", "NORMAL_METHODS", "ORIENT_MODES", "available_normal_methods", "check_normal_method",
+           "choose_orientation",
            "estimate_normals", "orient_mst", "orient_towards_sensor",
            "pca_normals", "register_normal_method"]

@@ -59,6 +59,21 @@ def cluster_memory_limit(cfg: BatchConfig) -> str | int:
     return cfg.memory_limit if cfg.processes else 0
 
 
+@contextlib.contextmanager
+def _quiet_distributed():
+    """Silence every ``distributed.*`` logger (levels restored on exit): an embedded cluster closed
+    early (a refused input, Ctrl-C) logs closed-connection tracebacks that are not the user's problem."""
+    names = ["distributed"] + [n for n in logging.root.manager.loggerDict if n.startswith("distributed.")]
+    saved = {n: logging.getLogger(n).level for n in names}
+    for n in names:
+        logging.getLogger(n).setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for n, level in saved.items():
+            logging.getLogger(n).setLevel(level)
+
+
 def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
@@ -98,18 +113,19 @@ def dask_client(cfg: BatchConfig, log: Log):
     finally:
         if old_handler is not None:
             signal.signal(signal.SIGINT, old_handler)
-    client = Client(cluster)
-    try:
-        link = cluster.dashboard_link if dash else None
-        each = f"{cfg.memory_limit} each" if cfg.processes else "threads of this process"
-        log(f"local cluster: {cfg.workers} worker(s) x 1 thread, {each}; dashboard "
-            f"{link or 'off (pip install bokeh for it)'}")
-        yield client, link
-    finally:
-        with contextlib.suppress(Exception):
-            client.close()
-        with contextlib.suppress(Exception):
-            cluster.close()
+    with _quiet_distributed():
+        client = Client(cluster)
+        try:
+            link = cluster.dashboard_link if dash else None
+            each = f"{cfg.memory_limit} each" if cfg.processes else "threads of this process"
+            log(f"local cluster: {cfg.workers} worker(s) x 1 thread, {each}; dashboard "
+                f"{link or 'off (pip install bokeh for it)'}")
+            yield client, link
+        finally:
+            with contextlib.suppress(Exception):
+                client.close()
+            with contextlib.suppress(Exception):
+                cluster.close()
 
 
 __all__ = ["check_local_workers", "cluster_memory_limit", "dask_client", "usable_cores"]
