@@ -31,9 +31,9 @@ def load_input(path: str | os.PathLike) -> Any:
         InputError: the file is missing, a folder, of an unknown kind or unreadable
             (the message names the file).
     """
-    from recon.io import SUPPORTED_MESH_EXTENSIONS, SUPPORTED_POINT_EXTENSIONS, load_mesh, validate_point_cloud
-    from recon.io.formats import read_any
+    from recon.io import SUPPORTED_MESH_EXTENSIONS, SUPPORTED_POINT_EXTENSIONS
 
+    from recon_apps.input_files import load_mesh_or_cloud
     from recon_apps.viewer.posed import is_posed_image_input, load_posed_images
 
     p = Path(path)
@@ -54,17 +54,7 @@ def load_input(path: str | os.PathLike) -> Any:
         raise InputError(f"the viewer cannot show '{ext or '(no extension)'}' files", p,
                          f"pass one of {', '.join(sorted(set(SUPPORTED_POINT_EXTENSIONS) | set(SUPPORTED_MESH_EXTENSIONS)))}")
     try:
-        if ext in SUPPORTED_MESH_EXTENSIONS and ext != ".ply":
-            from recon.io.meshes import read_mesh_any
-
-            mesh, _ = read_mesh_any(p)
-            if mesh.n_faces > 0:
-                return mesh
-        cloud, details = read_any(p)
-        if details.get("mesh_faces"):
-            return load_mesh(p)
-        cloud, _ = validate_point_cloud(cloud, p)
-        return cloud
+        return load_mesh_or_cloud(p)
     except ReconError:
         raise
     except Exception as e:  # a reader bug must still name the file

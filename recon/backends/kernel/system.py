@@ -174,6 +174,16 @@ def _moved(S: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     return torch.matmul(K, Y)
 
 
+def _parent_buffers(cc: torch.Tensor, dev: torch.device):
+    """What both moves to the parent level start from: the parent cells (``_parent_cells``), the
+    one-level refinement matrix and zeroed (C' + 1, 27, 27) matrices and (C' + 1, 27) right-hand sides."""
+    parent, inv, cls = _parent_cells(cc)
+    R1 = coarse_transform(1).to(dev, torch.float32)
+    Sp = torch.zeros(len(parent) + 1, 27, 27, dtype=torch.float32, device=dev)
+    rp = torch.zeros(len(parent) + 1, 27, dtype=torch.float32, device=dev)
+    return parent, inv, cls, R1, Sp, rp
+
+
 def _to_parents(S: torch.Tensor, r: torch.Tensor, cc: torch.Tensor, cell_batch: int = 65536):
     """Cells' moment matrices and right-hand sides expressed in, and summed into, their parent cells.
 
@@ -192,11 +202,7 @@ def _to_parents(S: torch.Tensor, r: torch.Tensor, cc: torch.Tensor, cell_batch: 
         and (C', 3) coordinates.
     """
     dev = S.device
-    parent, inv, cls = _parent_cells(cc)
-    C1 = len(parent)
-    R1 = coarse_transform(1).to(dev, torch.float32)
-    Sp = torch.zeros(C1 + 1, 27, 27, dtype=torch.float32, device=dev)
-    rp = torch.zeros(C1 + 1, 27, dtype=torch.float32, device=dev)
+    parent, inv, cls, R1, Sp, rp = _parent_buffers(cc, dev)
     for k in range(8):
         K = _parity_map(R1, k)
         members = torch.nonzero(cls == k).squeeze(1)
@@ -219,11 +225,8 @@ def _fine_to_parents(fine: FineCells, cell_batch: int = 65536):
     """
     S, r, cc = fine.S, fine.r, fine.cc
     dev = S.device
-    parent, inv, cls = _parent_cells(cc)
+    parent, inv, cls, R1, Sp, rp = _parent_buffers(cc, dev)
     C1 = len(parent)
-    R1 = coarse_transform(1).to(dev, torch.float32)
-    Sp = torch.zeros(C1 + 1, 27, 27, dtype=torch.float32, device=dev)
-    rp = torch.zeros(C1 + 1, 27, dtype=torch.float32, device=dev)
     J = fine.weights.shape[1]
     wp = torch.zeros(C1, 8, J, dtype=torch.float32, device=dev)  # parent weights per child parity and kind
     pk = []
