@@ -8,6 +8,7 @@ from typing import Any
 
 from recon.errors import InputError, ReconError
 from recon.types import Cameras, Mesh, PointCloud, Views
+from recon_apps.input_files import is_posed_images, load_mesh_or_cloud
 from recon_apps.viewer.display import has_display
 
 # Objects that can be passed to the viewer instead of a path.
@@ -32,14 +33,12 @@ def load_input(path: str | os.PathLike) -> Any:
             (the message names the file).
     """
     from recon.io import SUPPORTED_MESH_EXTENSIONS, SUPPORTED_POINT_EXTENSIONS
-
-    from recon_apps.input_files import load_mesh_or_cloud
-    from recon_apps.viewer.posed import is_posed_image_input, load_posed_images
+    from recon_apps.viewer.posed import load_posed_images
 
     p = Path(path)
     if not p.exists():
         raise InputError("no such file", p, "check the path")
-    if is_posed_image_input(p):
+    if is_posed_images(p):
         return load_posed_images(p)
     from recon_apps.viewer.fields import is_saved_field, load_saved_field
 

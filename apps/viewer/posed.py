@@ -43,14 +43,6 @@ class PosedImageSet:
         return len(self.views)
 
 
-def is_posed_image_input(path: str | os.PathLike) -> bool:
-    """A folder, or a camera file naming a posed-image set (transforms*.json, *_par.txt, cameras.npz/txt/bin)."""
-    p = Path(path)
-    name = p.name.lower()
-    return p.is_dir() or (name.startswith("transforms") and name.endswith(".json")) or name.endswith("_par.txt") \
-        or name in ("cameras.npz", "cameras.txt", "cameras.bin")
-
-
 def load_posed_images(path: str | os.PathLike) -> PosedImageSet:
     """Views of a posed-image folder plus its sparse points (one-line InputError when unreadable)."""
     from recon.io.cameras import load_views
@@ -125,5 +117,5 @@ def thumbnails_polydata(views: Views, depth: float, cells: int = THUMBNAIL_CELLS
     return pv.merge(grids) if len(grids) > 1 else grids[0]
 
 
-__all__ = ["MAX_THUMBNAILS", "PosedImageSet", "is_posed_image_input", "load_posed_images", "thumbnail_grid",
+__all__ = ["MAX_THUMBNAILS", "PosedImageSet", "load_posed_images", "thumbnail_grid",
            "thumbnails_polydata"]
