@@ -53,7 +53,7 @@ def reconstruct(
     view_live: bool = typer.Option(False, "--view", help="show the input, progress and the result in a window while it runs"),
     view_snapshot: Optional[Path] = typer.Option(None, "--view-snapshot", help="headless live view: refresh this PNG every few seconds"),
     steps: Optional[int] = typer.Option(None, "--steps", help="image backends: training steps"),
-    time_budget: Optional[str] = typer.Option(None, "--time-budget", help="image backends: training time, e.g. 90s, 20m, 1h"),
+    time_budget: Optional[str] = typer.Option(None, "--time-budget", help="image backends: time for the whole run (reading, training, meshing), e.g. 90s, 20m, 1h"),
     resume: bool = typer.Option(False, "--resume", help="image backends: continue from the checkpoint in --checkpoint-dir"),
     checkpoint_dir: Optional[Path] = typer.Option(None, "--checkpoint-dir", help="image backends: checkpoint folder (default: OUTPUT without suffix + '.ckpt')"),
     mask_dir: Optional[Path] = typer.Option(None, "--mask-dir", help="posed images: folder of masks matched to the images by file name"),

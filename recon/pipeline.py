@@ -298,6 +298,7 @@ def reconstruct_views(
     mesh_options: dict[str, Any] | None = None,
     progress: Progress = NULL_PROGRESS,
     train_kwargs: dict[str, Any] | None = None,
+    started: float | None = None,
 ) -> ReconResult:
     """Reconstruct a mesh from posed images (see :func:`recon.io.cameras.load_views`).
 
@@ -310,6 +311,8 @@ def reconstruct_views(
         mesh_options: keyword arguments for ``field.extract_mesh``.
         progress: progress reporter.
         train_kwargs: passed to the backend's trainer (``callback``, ``callback_every``: e.g. a live preview).
+        started: ``time.monotonic()`` when the run began (default: now). The backend's ``time_budget``
+            bounds the run from then to the meshed field.
 
     Returns:
         The mesh in world units, the field (world units) and timings; ``frame`` is the identity.
@@ -327,17 +330,23 @@ def reconstruct_views(
     impl = spec.build(backend_config)
     timings: dict[str, float] = {}
     notes: list[str] = []
+    started = time.monotonic() if started is None else started
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         field_obj = impl.fit_views(views, device=device, progress=progress, checkpoint_dir=checkpoint_dir,
-                                   resume=resume, **(train_kwargs or {}))
+                                   resume=resume, started=started, **(train_kwargs or {}))
         timings["fit"] = time.perf_counter() - t0
         progress.update("meshing", None)
         t0 = time.perf_counter()
         mesh = field_obj.extract_mesh(**(mesh_options or {}))
         timings["mesh"] = time.perf_counter() - t0
     notes += [f"warning: {w.message}" for w in caught]
+    budget = getattr(impl.trainer, "run_budget", None)
+    if budget is not None:
+        notes.append(f"time budget {budget.seconds:.0f} s: {budget.spent():.0f} s used, training "
+                     f"{impl.trainer.stats.elapsed:.0f} s, meshing {timings['mesh']:.0f} s "
+                     f"({budget.reserve:.0f} s expected)")
     if mesh.is_empty():
         raise EmptyResultError(f"backend '{spec.name}' produced an empty mesh", source,
                                "train longer (--steps / --time-budget) or check the cameras and masks")

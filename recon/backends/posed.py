@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 import warnings
 from typing import Any
 
 import numpy as np
 
+from recon.backends.run_budget import RunBudget
 from recon.device import backend_device
 from recon.errors import InputError
 from recon.io.cameras import normalize_views
@@ -110,6 +112,11 @@ class PosedBackend:
         """More inputs for :meth:`make_trainer` taken from the views (none by default)."""
         return {}
 
+    def meshing_seconds(self, trainer: Any) -> float:
+        """Expected seconds to mesh (and colour) ``trainer``'s field as it is now; the whole-run time
+        budget keeps this much for meshing (0 by default)."""
+        return 0.0
+
     def run_trainer(self, trainer: Any, progress: Progress, **train_kwargs: Any) -> None:
         """Train (a subclass may translate its trainer's errors here)."""
         trainer.train(progress=progress, **train_kwargs)
@@ -117,7 +124,7 @@ class PosedBackend:
     def fit_arrays(self, images: np.ndarray, masks: np.ndarray | None, cameras: Cameras, *,
                    to_world: np.ndarray | None = None, device: str | None = "cpu", progress: Progress = NULL_PROGRESS,
                    checkpoint_dir: str | os.PathLike | None = None, resume: bool = False, extras: dict | None = None,
-                   **train_kwargs: Any) -> Any:
+                   started: float | None = None, **train_kwargs: Any) -> Any:
         """Train on in-memory arrays.
 
         Args:
@@ -129,6 +136,9 @@ class PosedBackend:
             checkpoint_dir: folder for the trainer's checkpoint (written periodically, on Ctrl-C and at the end).
             resume: continue from the checkpoint in ``checkpoint_dir`` when there is one.
             extras: more inputs for :meth:`make_trainer` (e.g. GVKF's ``points3d``).
+            started: ``time.monotonic()`` when the run began (default: now). With ``config.time_budget``
+                set, the run from then to the meshed field fits the budget: training stops when the time
+                left is what meshing is expected to take (:class:`~recon.backends.run_budget.RunBudget`).
             train_kwargs: passed to the trainer's ``train`` (``callback``, ``callback_every``...).
 
         Returns:
@@ -137,6 +147,7 @@ class PosedBackend:
         Raises:
             InputError: images and cameras that do not belong together; an unreadable checkpoint.
         """
+        started = time.monotonic() if started is None else started
         dev = backend_device(self.config.device, device)
         progress.update(f"{self.name}: setting up", None, f"{len(cameras)} views, {cameras.width}x{cameras.height}, {dev}")
         try:
@@ -147,30 +158,38 @@ class PosedBackend:
         if resume and checkpoint_dir is not None:
             trainer.resume(progress)
         self.trainer = trainer
+        if self.config.time_budget is not None:
+            trainer.run_budget = RunBudget(self.config.time_budget, started, lambda: self.meshing_seconds(trainer))
         self.run_trainer(trainer, progress, **train_kwargs)
         warn_if_unconverged(self.name, trainer.stats.step, self.config.steps, trainer.stats.interrupted)
         return trainer.field()
 
     def fit_views(self, views: Views, *, device: str | None = "cpu", progress: Progress = NULL_PROGRESS,
-                  checkpoint_dir: str | os.PathLike | None = None, resume: bool = False, **train_kwargs: Any) -> Any:
+                  checkpoint_dir: str | os.PathLike | None = None, resume: bool = False, started: float | None = None,
+                  **train_kwargs: Any) -> Any:
         """Normalise ``views`` (world units) into the unit sphere, read their images and train.
+
+        ``started`` is ``time.monotonic()`` when the run began (default: now); the time budget counts from
+        there (see :meth:`fit_arrays`).
 
         Returns:
             The trained field in the views' world units.
         """
         cfg = self.config
+        started = time.monotonic() if started is None else started
         progress.update(f"{self.name}: reading images", None, f"{len(views)} views")
         norm, to_world = normalize_views(views)
         images, masks, cams = read_view_images(norm, max_size=cfg.max_image_size, background=BACKGROUNDS.get(cfg.background))
         return self.fit_arrays(images, masks, cams, to_world=to_world, device=device, progress=progress,
                                checkpoint_dir=checkpoint_dir, resume=resume, extras=self.view_extras(views, to_world),
-                               **train_kwargs)
+                               started=started, **train_kwargs)
 
     def fit(self, scene: Any, *, device: str | None = "cpu", progress: Progress = NULL_PROGRESS,
-            checkpoint_dir: str | os.PathLike | None = None, resume: bool = False) -> Any:
+            checkpoint_dir: str | os.PathLike | None = None, resume: bool = False, started: float | None = None) -> Any:
         """Registry entry point: ``scene`` is a :class:`~recon.types.Views` or a Scene with ``views``."""
         views = require_views(scene, self.name)
-        return self.fit_views(views, device=device, progress=progress, checkpoint_dir=checkpoint_dir, resume=resume)
+        return self.fit_views(views, device=device, progress=progress, checkpoint_dir=checkpoint_dir, resume=resume,
+                              started=started)
 
     def with_options(self, **changes: Any) -> "PosedBackend":
         """A backend of the same kind with some config fields replaced (e.g. ``steps``, ``time_budget``)."""

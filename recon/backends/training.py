@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from recon.backends.posed import check_image_arrays, estimate_background
+from recon.backends.run_budget import RunBudget
 from recon.device import torch_threads
 from recon.errors import InputError
 from recon.io.atomic import atomic_write
@@ -93,17 +94,27 @@ class TrainingLoop:
 
     # ------------------------------------------------------------------ schedule
 
-    def _fraction(self) -> float:
-        """Training progress in [0, 1]: the larger of step / steps and elapsed / time_budget."""
-        cfg = self.cfg
-        f = self.stats.step / max(cfg.steps, 1)
-        if cfg.time_budget:
-            f = max(f, self.stats.elapsed / cfg.time_budget)
+    #: the whole-run budget (set by the backend); None: ``cfg.time_budget`` is training seconds alone
+    run_budget: RunBudget | None = None
+
+    def training_budget(self) -> float | None:
+        """Training seconds at which training stops: what the run budget leaves for training, or
+        ``cfg.time_budget`` when there is no run budget; None for no time limit."""
+        if self.run_budget is not None:
+            return self.run_budget.training_seconds(self.stats.elapsed)
+        return self.cfg.time_budget
+
+    def _fraction(self, budget: float | None = None) -> float:
+        """Training progress in [0, 1]: the larger of step / steps and elapsed / training budget."""
+        f = self.stats.step / max(self.cfg.steps, 1)
+        budget = self.training_budget() if budget is None else budget
+        if budget is not None:
+            f = max(f, self.stats.elapsed / budget) if budget > 0 else 1.0
         return min(f, 1.0)
 
     def done(self) -> bool:
-        cfg = self.cfg
-        return self.stats.step >= cfg.steps or (cfg.time_budget is not None and self.stats.elapsed >= cfg.time_budget)
+        budget = self.training_budget()
+        return self.stats.step >= self.cfg.steps or (budget is not None and self.stats.elapsed >= budget)
 
     # ------------------------------------------------------------------ loop
 

@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from recon.backends.gvkf.config import GVKFConfig
+from recon.backends.gvkf.field import SURFACE_OPACITY
 from recon.backends.gvkf.trainer import GVKFTrainer
 from recon.backends.posed import PosedBackend
+from recon.backends.run_budget import seconds_per_point
 from recon.errors import EmptyResultError
 from recon.io.cameras.colmap import read_points3d
 from recon.ops.transforms import similarity_parts
@@ -38,6 +41,13 @@ def find_points3d(views: Views) -> tuple[np.ndarray, np.ndarray] | None:
             return pts
     return None
 
+#: points timed for the meshing estimate
+TIMED_POINTS = 4096
+#: field evaluations per coarse cell holding opaque Gaussians (shell corners and one refinement)
+EVALUATIONS_PER_CELL = 24.0
+#: marching cubes, component cleanup and vertex colours on top of the field evaluations
+MESHING_OVERHEAD = 1.3
+
 
 class GVKFBackend(PosedBackend):
     """Trains GVKF (3D Gaussians + opacity-to-SDF) on posed images.
@@ -49,6 +59,29 @@ class GVKFBackend(PosedBackend):
 
     name = "gvkf"
     config_class = GVKFConfig
+
+    def meshing_seconds(self, trainer: GVKFTrainer) -> float:
+        """Expected meshing time: the grid method samples a shell of cells around the opaque Gaussians,
+        about EVALUATIONS_PER_CELL evaluations per occupied coarse cell (the shell's corners plus the once
+        refined crossing cells), times the measured cost per point near the Gaussians, plus
+        MESHING_OVERHEAD for marching cubes and colours. The tetra method is not estimated (0)."""
+        if self.config.mesh_method != "grid":
+            return 0.0
+        g = trainer.gaussians
+        with torch.no_grad():
+            solid = g.opacities() >= SURFACE_OPACITY
+            means = g.means.detach()[solid]
+        if len(means) == 0:
+            return 0.0
+        m = means.cpu().numpy().astype(np.float64)
+        lo, hi = np.quantile(m, 0.001, axis=0), np.quantile(m, 0.999, axis=0)
+        h = max(float((hi - lo).max()), 1e-6) / max(self.config.mesh_resolution // 2, 4)
+        cells = len(np.unique(np.floor((m - lo) / h).astype(np.int64), axis=0))
+        gen = torch.Generator().manual_seed(0)
+        pick = torch.randint(len(means), (TIMED_POINTS,), generator=gen).to(means.device)
+        pts = means[pick] + h * (torch.rand(TIMED_POINTS, 3, generator=gen).to(means.device) - 0.5)
+        per_point = seconds_per_point(trainer.field().sdf_normalised, pts)
+        return MESHING_OVERHEAD * per_point * EVALUATIONS_PER_CELL * cells
 
     def fit_arrays(self, images: np.ndarray, masks: np.ndarray | None, cameras: Cameras, *,
                    points3d: tuple[np.ndarray, np.ndarray] | None = None, **kwargs: Any) -> Any:

@@ -55,8 +55,9 @@ class GVKFConfig:
     steps: int = 1000
     """Training steps."""
     time_budget: float | None = None
-    """Training wall-clock budget in seconds (None: steps only). Schedules follow the larger of
-    step / steps and elapsed / time_budget."""
+    """Wall-clock budget in seconds for the whole run, from reading the images to the meshed field (None:
+    steps only). Training stops when what is left is the expected meshing time; with --resume it counts
+    this run. Schedules follow the larger of step / steps and elapsed / training time available."""
     max_image_size: int | None = 128
     """Images larger than this (longest side, pixels) are downscaled on load (None: keep)."""
     views_per_step: int = 1

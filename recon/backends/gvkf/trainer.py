@@ -20,9 +20,11 @@ import torch
 
 from recon.backends.gvkf.config import GVKFConfig
 from recon.backends.gvkf.densify import DensifyStats, densify_and_prune, remap_optimizer, reset_opacity
+from recon.backends.gvkf.field import GVKFField
 from recon.backends.gvkf.gaussians import GaussianSet
 from recon.backends.gvkf.init import initial_gaussians
 from recon.backends.gvkf.losses import depth_normal_loss, mask_loss, photometric_loss
+from recon.backends.gvkf.rasterizer import rasterize
 from recon.backends.training import TrainingLoop, psnr  # noqa: F401 - psnr is re-exported
 from recon.config import to_dict
 from recon.types import Cameras
@@ -136,7 +138,6 @@ class GVKFTrainer(TrainingLoop):
 
     def render(self, view: int, *, compute_extras: bool = True):
         """Rasterise the current Gaussians into training view ``view`` (a RasterOutput)."""
-        from recon.backends.gvkf.rasterizer import rasterize
 
         C, H, W = self.image_shape
         return rasterize(self.gaussians, self.K[view], self.c2w[view], W, H, background=self.background,
@@ -237,7 +238,6 @@ class GVKFTrainer(TrainingLoop):
 
     def field(self):
         """The trained Gaussians as a :class:`~recon.backends.gvkf.field.GVKFField` (world units)."""
-        from recon.backends.gvkf.field import GVKFField
 
         s = self.stats
         idx = torch.from_numpy(self.sdf_view_indices()).to(self.device)

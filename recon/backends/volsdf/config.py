@@ -110,9 +110,11 @@ class VolSDFConfig:
     """Random rays (pixels, drawn over all training images) per step (paper: 1024 from one image)."""
     steps: int = 20000
     """Step count; with time_budget set training stops at whichever comes first. The learning-rate decay
-    follows the larger of step / steps and elapsed / time_budget."""
+    follows the larger of step / steps and elapsed / training time available."""
     time_budget: float | None = 1200.0
-    """Training wall-clock budget in seconds (None: steps only)."""
+    """Wall-clock budget in seconds for the whole run, from reading the images to the meshed field (None:
+    steps only). Training stops when what is left is the expected meshing time; with --resume it counts
+    this run."""
     lr: float = 2e-3
     """Adam learning rate of the MLPs and beta (paper: 5e-4)."""
     grid_lr: float = 2e-2

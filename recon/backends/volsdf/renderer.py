@@ -16,6 +16,7 @@ from recon.backends.volsdf.config import VolSDFConfig
 from recon.backends.volsdf.density import LaplaceDensity
 from recon.backends.volsdf.networks import ColorNetwork, SDFNetwork
 from recon.backends.volsdf.sampler import SamplerOutput, error_bounded_sample, render_weights
+from recon.ops.rays import pixel_rays
 
 
 def sphere_intersection(rays_o: torch.Tensor, rays_d: torch.Tensor, radius: float = 1.0,
@@ -149,7 +150,6 @@ class VolSDFModel(nn.Module):
         Returns:
             {"rgb": (H, W, 3), "acc": (H, W), "depth": (H, W)} on the model's device.
         """
-        from recon.ops.rays import pixel_rays
 
         dev = self.background.device
         j, i = torch.meshgrid(torch.arange(height, device=dev), torch.arange(width, device=dev), indexing="ij")

@@ -16,11 +16,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from recon.backends.volsdf.config import VolSDFConfig
 from recon.backends.training import TrainingLoop, psnr  # noqa: F401 - psnr is re-exported
+from recon.backends.volsdf.config import VolSDFConfig
+from recon.backends.volsdf.field import VolSDFField
+from recon.backends.volsdf.networks import fit_sphere
 from recon.backends.volsdf.renderer import VolSDFModel, sphere_intersection
 from recon.config import to_dict
 from recon.device import torch_threads
+from recon.ops.rays import pixel_rays
 from recon.types import Cameras
 
 CHECKPOINT_NAME = "volsdf.pt"
@@ -39,7 +42,6 @@ def pixel_batch_rays(K: torch.Tensor, cam_to_world: torch.Tensor, pixels: torch.
     Returns:
         origins (R, 3) and unit directions (R, 3), float32, through the pixel centres (+0.5).
     """
-    from recon.ops.rays import pixel_rays
 
     hw = width * height
     c = torch.div(pixels, hw, rounding_mode="floor")
@@ -104,7 +106,6 @@ class VolSDFTrainer(TrainingLoop):
             torch.manual_seed(config.seed)  # nn.Linear's default init draws from the global generator
             self.model = VolSDFModel(config, init_gen)
             if config.init_fit_steps > 0:
-                from recon.backends.volsdf.networks import fit_sphere
 
                 fit_sphere(self.model.sdf_net, config.init_radius, config.init_fit_steps, init_gen)
         self.model.to(self.device)
@@ -251,7 +252,6 @@ class VolSDFTrainer(TrainingLoop):
 
     def field(self):
         """The trained geometry as a :class:`~recon.backends.volsdf.field.VolSDFField` (world units)."""
-        from recon.backends.volsdf.field import VolSDFField
 
         s = self.stats
         info = {"steps": s.step, "seconds": s.elapsed, "beta": s.beta, "psnr_batch": s.psnr,
