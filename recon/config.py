@@ -223,6 +223,26 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     return data
 
 
+def load_config_as(cls: type[T], cfg: str | os.PathLike | dict | T | None,
+                   fix: str = "check the path") -> tuple[T, str | None]:
+    """A ``cls`` dataclass config from a YAML path, a dict, a ``cls`` instance or None (defaults), and the
+    YAML path it came from (None otherwise); used by the training commands.
+
+    Raises:
+        ConfigError: a missing file (with ``fix`` as the remedy), bad YAML, unknown keys or bad values.
+    """
+    if cfg is None:
+        return cls(), None
+    if isinstance(cfg, cls):
+        return cfg, None
+    if isinstance(cfg, dict):
+        return from_dict(cls, cfg), None
+    path = os.fspath(cfg)
+    if not os.path.isfile(path):
+        raise ConfigError("config file not found", path, fix)
+    return from_dict(cls, load_yaml(path), source=path), path
+
+
 @functools.cache
 def field_docs(cls: type) -> dict[str, str]:
     """Field name -> its documentation: the string literal right after the field in the class body.

@@ -2,7 +2,7 @@
 
 The files are found by globbing the folder, so a new file cannot be skipped: a reconstruction preset
 (configs/*.yaml) goes through load_reconstruct_config and one `recon reconstruct` run on a tiny input,
-a training config (configs/train/) through its trainer's load_config, a batch job (configs/batch/)
+a training config (configs/train/) through recon.config.load_config_as with its trainer's TrainConfig, a batch job (configs/batch/)
 through recon.tiling.config.load_job. A file anywhere else fails the test.
 """
 
@@ -17,9 +17,9 @@ import trimesh
 from recon_apps.cli import app
 from typer.testing import CliRunner
 
-from recon.backends.kernel.learned.train import load_config as load_kernel_train_config
-from recon.config import load_yaml, to_dict
-from recon.normals.hdfe.train import load_config as load_hdfe_train_config
+from recon.backends.kernel.learned.train import TrainConfig as KernelTrainConfig
+from recon.config import load_config_as, load_yaml, to_dict
+from recon.normals.hdfe.train import TrainConfig as HdfeTrainConfig
 from recon.pipeline import load_reconstruct_config, preset_dict
 from recon.registry import backends, get_backend
 from recon.tiling.config import BatchConfig, load_job
@@ -27,8 +27,8 @@ from recon.tiling.config import BatchConfig, load_job
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
 PRESETS = sorted(CONFIGS.glob("*.yaml"))
-#: training configs by file name -> their trainer's loader
-TRAIN_LOADERS = {"kernel-train.yaml": load_kernel_train_config, "normals-hdfe.yaml": load_hdfe_train_config}
+#: training configs by file name -> their trainer's config class
+TRAIN_CONFIGS = {"kernel-train.yaml": KernelTrainConfig, "normals-hdfe.yaml": HdfeTrainConfig}
 SPHERE_RADIUS = 0.5
 
 
@@ -81,8 +81,8 @@ def test_kernel_preset_is_the_defaults():
 
 @pytest.mark.parametrize("path", sorted((CONFIGS / "train").glob("*.yaml")), ids=lambda p: p.name)
 def test_training_config_loads_with_its_trainer(path):
-    assert path.name in TRAIN_LOADERS, f"no trainer known for configs/train/{path.name}: add it to TRAIN_LOADERS"
-    cfg, source = TRAIN_LOADERS[path.name](path)
+    assert path.name in TRAIN_CONFIGS, f"no trainer known for configs/train/{path.name}: add it to TRAIN_CONFIGS"
+    cfg, source = load_config_as(TRAIN_CONFIGS[path.name], path)
     assert source == str(path)
     data = load_yaml(path)
     assert to_dict(cfg)["seed"] == data["seed"] and to_dict(cfg)["output"] == data["output"]

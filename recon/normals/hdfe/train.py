@@ -29,8 +29,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from recon.config import from_dict, load_yaml, to_dict
-from recon.errors import ConfigError, InputError
+from recon.config import load_config_as, to_dict
+from recon.errors import ConfigError, InputError, ReconError
 from recon.io.outputs import check_writable_folder
 from recon.io.torch_files import describe_error, load_tensors, to_plain
 from recon.normals.hdfe import data as D
@@ -83,18 +83,6 @@ class TrainConfig:
     head: HeadSpec = field(default_factory=HeadSpec)
     data: DataConfig = field(default_factory=DataConfig)
     train: OptimConfig = field(default_factory=OptimConfig)
-
-
-def load_config(cfg: str | os.PathLike | dict | TrainConfig | None) -> tuple[TrainConfig, str | None]:
-    """A :class:`TrainConfig` from a YAML path, a dict or a config (and the source path)."""
-    if cfg is None:
-        return TrainConfig(), None
-    if isinstance(cfg, TrainConfig):
-        return cfg, None
-    if isinstance(cfg, dict):
-        return from_dict(TrainConfig, cfg), None
-    path = os.fspath(cfg)
-    return from_dict(TrainConfig, load_yaml(path), source=path), path
 
 
 def _abs(p: str) -> Path:
@@ -184,7 +172,7 @@ def train(config: str | os.PathLike | dict | TrainConfig | None = None, resume: 
     Returns:
         Path of the written weights file.
     """
-    cfg, src = load_config(config)
+    cfg, src = load_config_as(TrainConfig, config, "pass --config configs/train/normals-hdfe.yaml")
     log = log or (lambda s: print(s, file=sys.stderr, flush=True))
     check_writable_folder(_abs(cfg.output).parent, option="output")  # before training, not after
     check_writable_folder(_abs(cfg.cache_dir), option="cache_dir")
@@ -305,7 +293,6 @@ def main(argv: list[str] | None = None) -> int:
                    help="continue from the checkpoint if it matches the config (default)")
     g.add_argument("--fresh", dest="resume", action="store_false", help="ignore any checkpoint")
     a = ap.parse_args(argv)
-    from recon.errors import ReconError
 
     def _stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt

@@ -41,7 +41,7 @@ from recon.backends.kernel.learned.grids import encoder_grids
 from recon.backends.kernel.learned.losses import LossSamples, LossWeights, compute_losses, compute_pretrain_losses
 from recon.backends.kernel.learned.model import LearnedKernelModel, ModelSpec
 from recon.backends.kernel.scale import voxel_size_from_detail
-from recon.config import from_dict, load_yaml, to_dict
+from recon.config import load_config_as, to_dict
 from recon.device import resolve_torch_device
 from recon.errors import ConfigError, InputError, ReconError
 from recon.io.outputs import check_writable_folder
@@ -97,20 +97,6 @@ class TrainConfig:
     train: OptimConfig = field(default_factory=OptimConfig)
     loss: LossWeights = field(default_factory=LossWeights)
     samples: LossSamples = field(default_factory=LossSamples)
-
-
-def load_config(cfg: str | os.PathLike | dict | TrainConfig | None) -> tuple[TrainConfig, str | None]:
-    """A :class:`TrainConfig` from a YAML path, dict or config (and the source path)."""
-    if cfg is None:
-        return TrainConfig(), None
-    if isinstance(cfg, TrainConfig):
-        return cfg, None
-    if isinstance(cfg, dict):
-        return from_dict(TrainConfig, cfg), None
-    path = os.fspath(cfg)
-    if not Path(path).is_file():
-        raise ConfigError("training config not found", path, "pass --config configs/train/kernel-train.yaml")
-    return from_dict(TrainConfig, load_yaml(path), source=path), path
 
 
 def _abs(p: str) -> Path:
@@ -209,7 +195,7 @@ def _train(config: str | os.PathLike | dict | TrainConfig | None = None, resume:
     Returns:
         Path of the written weights.
     """
-    cfg, src = load_config(config)
+    cfg, src = load_config_as(TrainConfig, config, "pass --config configs/train/kernel-train.yaml")
     if steps is not None:
         if steps < 1:
             raise ConfigError(f"--steps must be >= 1, got {steps}", None, "pass a positive number of steps")
