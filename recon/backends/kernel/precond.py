@@ -14,12 +14,11 @@ the operator is symmetric positive definite: a valid CG preconditioner.
 
 Coarse first rather than fine first (0, 1, .., L-1, .., 0): the finest level, which holds
 ~3/4 of the unknowns and of the non-zeros, is swept once per application instead of twice,
-and the coarse correction comes before it. On the 200k-point bunny (66.8k unknowns, tol 1e-4)
-that is 43 iterations / 4.6 s against 44 / 5.5 s (Jacobi: 285 / 10.1 s). A second smoothing
-sweep per level does not reduce the iteration count (42): what converges slowly are the
-directions along which the levels represent the same function (the hierarchy is a generating
-system, not a basis), held only by the small regulariser. Those directions hardly change the
-field (see ``KernelConfig.solver_tol``).
+and the coarse correction comes before it. More smoothing sweeps per level do not help: what
+converges slowly are the directions along which the levels represent the same function (the
+hierarchy is a generating system, not a basis), held only by the small regulariser, and those
+hardly change the field (see ``KernelConfig.solver_tol``). The measurements behind these choices
+are in benchmarks/results/kernel_design.md.
 
 The fast Gauss-Seidel sweeps use pyamg's compiled relaxation when it is installed;
 :func:`sgs_reference` (scipy triangular solves, slower) is the reference used in the tests and
@@ -41,9 +40,7 @@ except Exception:  # noqa: BLE001 - pyamg missing or broken: use the scipy refer
 
 COARSE_DIRECT_LIMIT = 40_000
 """The coarsest level is factorised (sparse LU) up to this many unknowns; above, it is smoothed.
-
-1M points on the bunny give 4.0k coarsest unknowns (0.3M non-zeros): the factorisation takes
-~0.1 s. The limit keeps the factor's fill (which grows like n^(4/3) for a 3D stencil) small."""
+The limit keeps the factor's fill (which grows like n^(4/3) for a 3D stencil) small."""
 
 
 def have_fast_smoother() -> bool:

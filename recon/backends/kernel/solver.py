@@ -1,8 +1,8 @@
 """Preconditioned conjugate gradients in float32 (numpy + scipy on CPU, torch on CUDA).
 
 On the CPU the solve runs on numpy arrays with a scipy CSR matrix: the vectors are small
-(10^4..10^6 entries) and torch's per-operation thread synchronisation dominated there
-(a 66k-unknown solve took 17 s with torch tensors and 2.8 s with numpy, same iterations).
+(10^4..10^6 entries) and torch's per-operation thread synchronisation dominates there
+(benchmarks/results/kernel_design.md).
 """
 
 from __future__ import annotations
