@@ -16,6 +16,9 @@ from typing import Callable
 
 import numpy as np
 
+from recon.io import save_point_cloud
+from recon.types import Mesh, PointCloud
+
 SDF = Callable[[np.ndarray], np.ndarray]
 
 
@@ -104,8 +107,6 @@ def sdf_gradient(f: SDF, p: np.ndarray, eps: float = 1e-5) -> np.ndarray:
 def mesh_sdf(f: SDF, bounds: np.ndarray, resolution: int = 128):
     """Dense marching cubes of an SDF over a (2, 3) box -> :class:`recon.types.Mesh`."""
     from skimage.measure import marching_cubes
-
-    from recon.types import Mesh
 
     lo, hi = np.asarray(bounds, dtype=np.float64)
     spacing = float(np.max(hi - lo)) / (resolution - 1)
@@ -200,7 +201,6 @@ def simulate_scan(f: SDF, bounds: np.ndarray, sensors: np.ndarray, n_candidates:
 
 def sample_scan(seed: int = 7, n_points: int = 25_000):
     """The README sample: a noisy partial scan of :func:`mug` from three sensors (no normals)."""
-    from recon.types import PointCloud
 
     bounds = np.array([[-0.6, -0.6, -0.5], [0.6, 0.6, 0.5]])
     sensors = np.array([[2.0, -1.2, 1.2], [-1.6, -1.6, 0.9], [0.3, 2.2, 1.4]])
@@ -211,7 +211,6 @@ def sample_scan(seed: int = 7, n_points: int = 25_000):
 
 
 def main(argv: list[str] | None = None) -> None:
-    from recon.io import save_point_cloud
 
     argv = sys.argv[1:] if argv is None else argv
     out = argv[0] if argv else "data/sample_scan.ply"

@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from recon.meshing.cleanup import remove_unreferenced_vertices
 from recon.meshing.lattice import LatticeKeys, lookup
 from recon.meshing.tables import CORNERS, EDGE_AXIS, EDGE_HIGH, EDGE_LOW, build_tables
 from recon.progress import NULL_PROGRESS, Progress
@@ -269,7 +270,6 @@ def polygonise(
 
 def _drop_degenerate(mesh: Mesh) -> Mesh:
     """Drop faces with a repeated vertex or exactly zero area, then unused vertices."""
-    from recon.meshing.cleanup import remove_unreferenced_vertices
 
     f = mesh.faces
     ok = (f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2]) & (f[:, 2] != f[:, 0])

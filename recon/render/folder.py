@@ -29,6 +29,7 @@ from recon.errors import ConfigError, InputError
 from recon.io.cameras.colmap import write_colmap_text
 from recon.io.cameras.dtu import write_cameras_npz
 from recon.io.cameras.nerf import write_transforms
+from recon.ops.rays import pixel_rays
 from recon.render.renderer import RenderResult
 
 #: the unit sphere of cameras.npz is the mesh's bounding ball grown by this factor.
@@ -78,7 +79,6 @@ Observations = list[tuple[np.ndarray, np.ndarray]]
 
 def _surface_points(render: RenderResult, per_view: int, seed: int) -> tuple[np.ndarray, np.ndarray, Observations]:
     """Up to ``per_view`` surface points per view from pixel-centre depths: (P, 3), colours (P, 3), observations."""
-    from recon.ops.rays import pixel_rays
 
     rng = np.random.default_rng(seed)
     cams = render.cameras

@@ -30,9 +30,10 @@ import numpy as np
 import torch
 
 from recon.errors import InputError
-from recon.normals.hdfe.model import DEFAULT_WEIGHTS, PLANAR_EPS, TRAIN_COMMAND, HDFEModel, load_model, \
-    patch_features
+from recon.normals import register_normal_method
+from recon.normals.hdfe.model import DEFAULT_WEIGHTS, PLANAR_EPS, TRAIN_COMMAND, HDFEModel, load_model, patch_features
 from recon.normals.hdfe.patches import extract_patches
+from recon.ops.knn import build_tree
 
 #: Query points per work item (features of one item: chunk * S * (2N + 6) float32, ~ 26 MB at 16384
 #: with the v2 weights; patches ~ 16 MB; kNN gathers run in sub-batches of patches.CHUNK rows).
@@ -107,7 +108,6 @@ def hdfe_normals(points: np.ndarray, *, k: int | None = None, neighbors: np.ndar
     tree = None
     threads = max(1, int(threads if threads is not None else _usable_cores()))
     if nb is None:
-        from recon.ops.knn import build_tree
 
         tree = build_tree(p)
     out = np.empty((len(qidx), 3), dtype=np.float32)
@@ -136,7 +136,6 @@ def _registered(points: np.ndarray, *, k: int | None, neighbors: np.ndarray | No
 
 
 def _register() -> None:
-    from recon.normals import register_normal_method
 
     # The shared kNN of estimate_normals is kept small (it serves the orientation); the
     # larger HDFE patches are queried chunk by chunk, which bounds memory on big clouds.
