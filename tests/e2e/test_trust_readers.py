@@ -19,7 +19,7 @@ import laspy
 import numpy as np
 import pytest
 from PIL import Image
-from trust_helpers import assert_clean_refusal, run_cli, snapshot
+from tests.e2e.trust_helpers import assert_clean_refusal, run_cli, snapshot
 
 PCD_HEAD = ("VERSION 0.7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nCOUNT {count}\nWIDTH {n}\nHEIGHT 1\n"
             "VIEWPOINT 0 0 0 1 0 0 0\nPOINTS {n}\nDATA {data}\n")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from meshing_fields import band_cells, grid_cells, sphere_sdf
+from tests.meshing.meshing_fields import band_cells, grid_cells, sphere_sdf
 
 from recon.meshing import (
     boundary_edge_count,

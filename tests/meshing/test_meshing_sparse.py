@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 import pytest
-from meshing_fields import (
+from tests.meshing.meshing_fields import (
     CENTRE,
     RADIUS,
     band_cells,

@@ -12,7 +12,7 @@ import pytest
 import trimesh
 
 from recon_apps.viewer.web import web_available
-from viewer_browser import find_chromium, screenshot_page, stop_process
+from tests.viewer.viewer_browser import find_chromium, screenshot_page, stop_process
 
 BG = np.array([0x1F, 0x21, 0x24])  # recon_apps.viewer.app.BACKGROUND
 
