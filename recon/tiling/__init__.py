@@ -16,6 +16,8 @@ Modules, one job each:
 * :mod:`~recon.tiling.cluster`     the Dask cluster (LocalCluster sized to the machine, or an existing scheduler)
 * :mod:`~recon.tiling.scheduler`   tile fits and meshes on Dask, retries, resume
 * :mod:`~recon.tiling.runner`      the driver: checks, pass 1, pass 2, tiles, stitching
+* :mod:`~recon.tiling.run_context` :class:`BatchRun`, what every stage of a run shares (and the summary)
+* :mod:`~recon.tiling.scene_index` ``scene.json``, the index of a stitched job
 * :mod:`~recon.tiling.config`      :class:`BatchConfig` (CLI flags and job YAML)
 * :mod:`~recon.tiling.options`     types and ranges of every batch option
 * :mod:`~recon.tiling.synth_scene` a generated city-like LiDAR scene, written in chunks
@@ -42,7 +44,8 @@ from typing import Any
 __all__ = ["BatchConfig", "BatchSummary", "SceneSpec", "run_batch", "write_scene"]
 
 
-def __getattr__(name: str) -> Any:  # lazy: importing recon.tiling costs nothing
+def __getattr__(name: str) -> Any:
+    """Lazy exports: the CLI imports recon.tiling at start-up, and the runner loads torch and Dask (seconds)."""
     if name == "BatchConfig":
         from recon.tiling.config import BatchConfig
 

@@ -14,6 +14,8 @@ import signal
 import threading
 from typing import Callable
 
+from distributed import Client, LocalCluster
+
 from recon.errors import ConfigError, ReconError
 from recon.tiling.config import BatchConfig
 
@@ -81,8 +83,6 @@ def _main_thread() -> bool:
 @contextlib.contextmanager
 def dask_client(cfg: BatchConfig, log: Log):
     """(client, dashboard URL or None): on ``cfg.scheduler``, or on an embedded LocalCluster (closed on exit)."""
-    from distributed import Client, LocalCluster
-
     if cfg.scheduler:
         try:
             client = Client(cfg.scheduler, timeout="15s")

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from recon.errors import ConfigError
 from recon.tiling.options import KERNEL_RULES, MIN_WORKER_MEMORY, check_options, parse_memory
 
@@ -120,7 +122,8 @@ class BatchConfig:
 
     def kernel_options(self) -> dict:
         """KernelConfig fields for the tiles (voxel size is the lattice's)."""
-        from recon.backends.kernel import KernelConfig
+        # lazy: recon.backends.kernel loads torch (seconds); the CLI imports this module at start-up
+        from recon.backends.kernel.config import KernelConfig
 
         opts = {"detail": self.detail, "depth": self.depth, **self.kernel}
         KernelConfig(**opts)  # validates
@@ -160,8 +163,6 @@ def load_job(path: str | os.PathLike) -> dict:
     Raises:
         ConfigError: missing, oversized or unreadable file, not a mapping, or a bad option.
     """
-    import yaml
-
     p = Path(path)
     if not p.is_file():
         raise ConfigError("job file not found", p, "check the path")

@@ -10,6 +10,9 @@ import os
 
 import numpy as np
 
+from recon.backends.kernel.field import KernelField
+from recon.backends.kernel.svh import VoxelLevel
+
 
 def save_field(path: str | os.PathLike, field) -> None:
     """Write a :class:`recon.backends.kernel.KernelField` atomically (temporary name + rename)."""
@@ -26,8 +29,6 @@ def crop_field(field, crop: np.ndarray):
     Returns:
         The same field object with its levels and coefficients filtered (keys stay sorted).
     """
-    from recon.backends.kernel.svh import VoxelLevel
-
     h = field.voxel_size
     lo = (np.asarray(crop[0], dtype=np.float64) - field.offset) / h
     hi = (np.asarray(crop[1], dtype=np.float64) - field.offset) / h
@@ -48,8 +49,6 @@ def load_field(path: str | os.PathLike, crop: np.ndarray | None = None):
     Returns:
         A :class:`recon.backends.kernel.KernelField` on the CPU, single-threaded, no input points.
     """
-    from recon.backends.kernel.field import KernelField
-
     field = KernelField.load(path)
     field.threads = 1
     return crop_field(field, crop) if crop is not None else field

@@ -29,11 +29,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.spatial import cKDTree
 
 from recon.backends.kernel.chunked import FusedField
 from recon.backends.kernel.config import KernelConfig
 from recon.backends.kernel.frontend import fit_checked
+from recon.device import torch_threads
+from recon.io.atomic import atomic_write
+from recon.io.ply import write_ply
+from recon.meshing import sparse_marching_mesh
+from recon.meshing.cleanup import remove_unreferenced_vertices
+from recon.normals import estimate_normals
+from recon.tiling.fieldio import load_field, save_field
 from recon.tiling.lattice import Lattice, tile_id, unique_rows
+from recon.tiling.shards import load_shard
+from recon.types import Mesh
 
 MIN_TILE_POINTS = 50
 """Tiles with fewer core points get no field of their own (status "empty"; their core is still
@@ -130,8 +140,6 @@ def _normals(xyz: np.ndarray, normals: np.ndarray, orient: str) -> np.ndarray:
     """The shard's normals, estimated (PCA) and oriented when any is missing."""
     if np.isfinite(normals).all():
         return normals
-    from recon.normals import estimate_normals
-
     local = xyz - xyz.mean(0)
     if orient == "up":
         return estimate_normals(local, orient="sensor", sensor=local + np.array([0.0, 0.0, 1.0]))
@@ -145,9 +153,6 @@ def fit_tile(task: TileTask) -> dict:
         ``status`` ("done" or "empty"), ``points`` (shard), ``core`` (core points), timings,
         ``field`` path and ``field_sha1``, solver ``iterations``, ``voxels``, worker pid/host/peak RSS.
     """
-    from recon.tiling.fieldio import save_field
-    from recon.tiling.shards import load_shard
-
     t0, cpu0 = time.perf_counter(), time.thread_time()
     inject_fault(task, "fit")
     lat = Lattice.from_dict(task.lattice)
@@ -202,8 +207,6 @@ def trim_anchored(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray, a
     tile-dependent centre, so two tiles that see the same points near a border decide the same
     for a shared vertex (exact float64 arithmetic on identical operands).
     """
-    from scipy.spatial import cKDTree
-
     if len(faces) == 0 or len(points) == 0:
         return np.zeros(len(faces), dtype=bool)
     tree = cKDTree(points - anchor)
@@ -232,9 +235,6 @@ def border_flags(vertices: np.ndarray, lat: Lattice, tile, upsample: int) -> np.
 
 def write_tile_mesh(path: str | os.PathLike, vertices: np.ndarray, faces: np.ndarray, border: np.ndarray) -> None:
     """Binary PLY: double x y z, uchar border; faces as int lists (atomic)."""
-    from recon.io.atomic import atomic_write
-    from recon.io.ply import write_ply
-
     v = vertices + 0.0  # -0.0 -> 0.0 so equal coordinates have equal bytes
     with atomic_write(path) as tmp:
         write_ply(tmp, [("x", v[:, 0].copy()), ("y", v[:, 1].copy()), ("z", v[:, 2].copy()),
@@ -248,13 +248,6 @@ def mesh_tile(task: TileTask) -> dict:
         ``status`` "done", ``vertices``, ``faces``, ``border_vertices``, ``cells``, timings,
         ``mesh`` path and ``mesh_sha1``, worker pid/host/peak RSS.
     """
-    from recon.device import torch_threads
-    from recon.meshing import sparse_marching_mesh
-    from recon.meshing.cleanup import remove_unreferenced_vertices
-    from recon.tiling.fieldio import load_field
-    from recon.tiling.shards import load_shard
-    from recon.types import Mesh
-
     t0, cpu0 = time.perf_counter(), time.thread_time()
     inject_fault(task, "mesh")
     lat = Lattice.from_dict(task.lattice)
@@ -294,7 +287,7 @@ def mesh_tile(task: TileTask) -> dict:
 
 def write_preview(path: str | os.PathLike, mesh, ratio: float, anchor: np.ndarray) -> int:
     """Quadric-decimated copy of a tile mesh (Open3D), written atomically; returns its faces."""
-    import open3d as o3d
+    import open3d as o3d  # lazy: ~3 s to import, needed only for previews
 
     m = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(mesh.vertices - anchor),
                                   o3d.utility.Vector3iVector(mesh.faces.astype(np.int32)))

@@ -127,6 +127,7 @@ def parse_memory(value: Any) -> int:
     Raises:
         ValueError: not a size.
     """
+    # lazy: dask.utils takes ~0.3 s to import and the CLI imports this module at start-up
     from dask.utils import parse_bytes
 
     if isinstance(value, bool) or not isinstance(value, (str, numbers.Integral)):

@@ -14,19 +14,17 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
+from distributed import as_completed
 
 from recon.errors import ReconError
-from recon.tiling.config import BatchConfig
 from recon.tiling.job import TileTask, field_path, fit_tile, mesh_path, mesh_tile
 from recon.tiling.jobfolder import relative_name
-from recon.tiling.lattice import Lattice, neighbours, parse_tile_id, tile_id
+from recon.tiling.lattice import neighbours, parse_tile_id, tile_id
+from recon.tiling.run_context import BatchRun
 from recon.tiling.shards import shard_hash
-
-Log = Callable[[str], None]
 
 
 def stable_hash(*parts: Any) -> str:
@@ -37,22 +35,20 @@ def stable_hash(*parts: Any) -> str:
 class TileScheduler:
     """Submits tile tasks, retries failures, and starts a tile's meshing once its neighbourhood is fitted."""
 
-    def __init__(self, client, cfg: BatchConfig, out: Path, lattice: Lattice, man, bars: Any,
-                 summary: Any, log: Log):
-        from distributed import as_completed
-
-        self.client, self.cfg, self.out, self.lattice, self.man = client, cfg, out, lattice, man
-        self.bars, self.summary, self.log = bars, summary, log
+    def __init__(self, run: BatchRun):
+        """Schedule the tiles registered in ``run.man`` (after pass 2)."""
+        self.lattice, self.man = run.planned()
+        self.client, self.cfg, self.out = run.client, run.cfg, run.out
+        self.bars, self.summary, self.log, self.on_tile = run.bars, run.summary, run.log, run.on_tile
         self.ac = as_completed()
         self.running: dict[str, tuple] = {}
         self.run_id = uuid.uuid4().hex[:8]
-        self.kopts = cfg.kernel_options()
-        self.rows = {r["id"]: dict(r) for r in man.tiles()}
+        self.kopts = self.cfg.kernel_options()
+        self.rows = {r["id"]: dict(r) for r in self.man.tiles()}
         self.existing = {parse_tile_id(t) for t in self.rows}
         self.fit_state: dict[str, str] = {}
         self.mesh_state: dict[str, str] = {}
         self.points_done = 0
-        self.on_tile: Callable[[str, str, dict], None] | None = None
 
     def task(self, tid: str, nbrs: tuple = ()) -> TileTask:
         return TileTask(parse_tile_id(tid), self.lattice.to_dict(), str(self.out), self.kopts, self.cfg.orient,
@@ -184,18 +180,18 @@ class TileScheduler:
             fut.release()
 
 
-def run_tiles(client, cfg: BatchConfig, out: Path, lattice: Lattice, man, bars: Any, summary: Any,
-              log: Log, on_tile: Callable[[str, str, dict], None] | None = None) -> None:
-    """Register the tiles found by pass 2, then fit and mesh them."""
+def run_tiles(run: BatchRun) -> None:
+    """Register the tiles found by pass 2, then fit and mesh them (counts go to ``run.summary``)."""
+    lattice, man = run.planned()
+    summary = run.summary
     parts = man.tile_parts()
-    kopts = cfg.kernel_options()
+    kopts = run.cfg.kernel_options()
     for tid, info in sorted(parts.items()):
         ijk = parse_tile_id(tid)
-        input_hash = stable_hash(shard_hash(info["parts"]), lattice.key(), kopts, cfg.orient)
+        input_hash = stable_hash(shard_hash(info["parts"]), lattice.key(), kopts, run.cfg.orient)
         man.upsert_tile(tid, ijk, lattice.core_box(np.asarray(ijk)), info["core"], info["points"], input_hash)
     man.drop_tiles_except(set(parts))
-    sched = TileScheduler(client, cfg, out, lattice, man, bars, summary, log)
-    sched.on_tile = on_tile
+    sched = TileScheduler(run)
     sched.run()
     summary.tiles = len(sched.rows)
     summary.fitted = sum(1 for s in sched.fit_state.values() if s == "done")

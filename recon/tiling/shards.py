@@ -47,6 +47,7 @@ class PartInfo:
 
 
 def part_name(piece: int) -> str:
+    """The file name of ``piece``'s part in each tile's shard folder."""
     return f"p{piece:06d}.bin"
 
 
@@ -107,6 +108,11 @@ def spill_piece(piece: Piece, lattice: Lattice, shard_dir: str | os.PathLike,
             except OSError:
                 pass
         raise
+
+
+def spill_task(piece: Piece, lattice: Lattice, shard_dir: str, chunk_points: int) -> tuple[int, list[PartInfo]]:
+    """The pass 2 Dask task: :func:`spill_piece`, returned with the piece's index."""
+    return piece.index, spill_piece(piece, lattice, shard_dir, chunk_points)
 
 
 def remove_temporaries(shard_dir: str | os.PathLike) -> int:

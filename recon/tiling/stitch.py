@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from recon.io.atomic import atomic_write
+from recon.io.ply import parse_header
+from recon.types import Mesh
 
 _VERTEX = np.dtype([("x", "<f8"), ("y", "<f8"), ("z", "<f8"), ("border", "u1")])
 _FACE = np.dtype([("n", "u1"), ("i", "<i4", (3,))])
@@ -32,8 +34,6 @@ def read_tile_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, np.
     Returns:
         vertices (V, 3) float64 world, faces (F, 3) int64, border (V,) bool.
     """
-    from recon.io.ply import parse_header
-
     p = Path(path)
     with open(p, "rb") as fh:
         head = fh.read(4096)
@@ -193,9 +193,6 @@ def boundary_edges(faces: np.ndarray) -> np.ndarray:
 
 def load_merged(path: str | os.PathLike):
     """The merged PLY as a :class:`recon.types.Mesh` (for checks and benchmarks; holds it all)."""
-    from recon.io.ply import parse_header
-    from recon.types import Mesh
-
     p = Path(path)
     with open(p, "rb") as fh:
         h = parse_header(fh.read(4096), p)

@@ -21,6 +21,8 @@ from typing import Iterator
 import numpy as np
 
 from recon.errors import DependencyError, InputError
+from recon.io._common import looks_like_rgb255
+from recon.io.ply import parse_header
 
 STREAM_SUFFIXES = (".las", ".laz", ".ply", ".npy")
 _NORMAL_NAMES = (("nx", "ny", "nz"), ("normal_x", "normal_y", "normal_z"))
@@ -179,8 +181,6 @@ def _first_line(exc: BaseException) -> str:
 
 def _probe_ply(p: Path) -> tuple[Source, np.dtype, int, tuple[str, ...] | None]:
     """Source, vertex record dtype, byte offset of the vertex element, normal field names."""
-    from recon.io.ply import parse_header
-
     with open(p, "rb") as fh:
         head = fh.read(1 << 20)
     header = parse_header(head, p)
@@ -222,8 +222,6 @@ def _open_npy(p: Path) -> np.ndarray:
 
 
 def _probe_npy(p: Path) -> tuple[Source, bool]:
-    from recon.io._common import looks_like_rgb255
-
     arr = _open_npy(p)
     has_n = arr.shape[1] in (6, 9)
     if has_n and arr.shape[1] == 6 and len(arr):

@@ -32,6 +32,7 @@ from typing import Callable, Iterator
 import numpy as np
 
 from recon.errors import ConfigError
+from recon.io.atomic import atomic_write
 
 DEFAULT_OFFSET = (636000.0, 850000.0, 100.0)
 MAX_POINTS = 2_000_000_000
@@ -366,8 +367,6 @@ def write_scene(path: str | os.PathLike, spec: SceneSpec, *, normals: bool = Tru
     Returns:
         ``points``, ``side``, ``offset``, ``bounds`` (world (2, 3)), ``path``.
     """
-    from recon.io.atomic import atomic_write
-
     p = Path(path)
     ext = scene_format(p)
     check_disk_space(p, spec, normals)
@@ -390,7 +389,7 @@ def write_scene(path: str | os.PathLike, spec: SceneSpec, *, normals: bool = Tru
 
 class _LasSink:
     def __init__(self, path: Path, spec: SceneSpec, normals: bool):
-        import laspy
+        import laspy  # lazy: only .las/.laz output needs it
 
         header = laspy.LasHeader(point_format=3, version="1.2")
         header.offsets = np.asarray(spec.offset, dtype=np.float64)

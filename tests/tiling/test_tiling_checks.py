@@ -188,12 +188,12 @@ def test_file_system_errors_become_one_line(tmp_path):
 
 
 def test_a_full_disk_while_stitching_is_one_error_line(tmp_path, monkeypatch):
-    import recon.tiling.stitch as stitch
+    import recon.tiling.runner as runner
 
     def full(tiles, out_path, **kw):
         raise OSError(errno.ENOSPC, "No space left on device", str(out_path))
 
-    monkeypatch.setattr(stitch, "merge_tiles", full)
+    monkeypatch.setattr(runner, "merge_tiles", full)
     cloud = wavy_plane(tmp_path / "plane.npy", n=4_000)
     with pytest.raises(ReconError, match="cannot write in the job folder") as e:
         run(cloud, tmp_path / "job", voxel_size=0.2, tile_size=6.4, tile_shape="column")
