@@ -35,7 +35,7 @@ MAX_MISE_ITER = 3
 def reconstruct(
     input: Path = typer.Argument(..., help="point cloud or mesh file (ply, pcd, xyz/pts/txt/csv, npy/npz, las/laz, bin, obj/stl/off/glb), or a posed-image folder (COLMAP, transforms.json, cameras.npz, Middlebury)"),
     output: Path = typer.Option(..., "-o", "--output", help="mesh to write (.ply .obj .stl .off .glb)"),
-    backend: Optional[str] = typer.Option(None, "--backend", "-b", help="backend name (see `recon backends`); default from --config, else kernel (volsdf for posed images)"),
+    backend: Optional[str] = typer.Option(None, "--backend", "-b", help="backend name (see `recon backends`); default from --config, else kernel (gvkf for posed images)"),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML preset, e.g. configs/poisson.yaml"),
     set_: list[str] = typer.Option([], "--set", help="override an option: key=value (repeatable), e.g. --set depth=9 --set normals.k=30"),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda"),
@@ -80,7 +80,7 @@ def reconstruct(
                      "--time-budget": parse_duration(time_budget), "--resume": resume,
                      "--checkpoint-dir": checkpoint_dir, "--mask-dir": mask_dir, "--save-gaussians": save_gaussians})
     check_input_kind(options, posed)
-    default_backend = "volsdf" if posed else "kernel"
+    default_backend = "gvkf" if posed else "kernel"
     cfg, backend_cfg, spec = load_reconstruct_config(str(config) if config else None, list(set_), backend, device,
                                                      default_backend=default_backend)
     shortcuts = shortcut_values(options)

@@ -93,7 +93,7 @@ def load_reconstruct_config(
     Python values, no parsing) are placed alike: ``normals.k``, ``backend`` and ``device`` go to
     the top level, ``kernel.detail`` to that backend's section, and a bare ``detail`` to the chosen
     backend's section. The backend is chosen by ``overrides`` or ``values`` naming one, else
-    ``backend``, else the preset, else ``default_backend`` (the CLI passes "volsdf" for
+    ``backend``, else the preset, else ``default_backend`` (the CLI passes "gvkf" for
     posed-image folders).
 
     Returns:
@@ -317,7 +317,7 @@ def reconstruct_views(
     Returns:
         The mesh in world units, the field (world units) and timings; ``frame`` is the identity.
     """
-    cfg = dataclasses.replace(config) if config is not None else ReconstructConfig(backend="volsdf")
+    cfg = dataclasses.replace(config) if config is not None else ReconstructConfig(backend="gvkf")
     if backend is not None:
         cfg.backend = backend
     spec = get_backend(cfg.backend)

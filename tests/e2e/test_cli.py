@@ -280,7 +280,7 @@ def test_save_field_and_view_errors(tmp_path, rng):
 
 
 def test_reconstruct_posed_images_with_resume(tmp_path):
-    """A rendered posed-image folder -> VolSDF (auto-selected for folders) -> mesh; --resume continues."""
+    """A rendered posed-image folder -> VolSDF -> mesh; --resume continues."""
     from recon.render import render_views, write_render_folder
     from recon.types import Mesh
 
@@ -290,12 +290,12 @@ def test_reconstruct_posed_images_with_resume(tmp_path):
     out, ckpt = tmp_path / "m.ply", tmp_path / "ck"
     common = ("--set", "mesh_resolution=48", "--set", "rays_per_step=128", "--set", "threads=1", "--set",
               "init_fit_steps=50", "--checkpoint-dir", ckpt, "--json")
-    proc = run("reconstruct", folder, "-o", out, "--steps", "10", *common)
+    proc = run("reconstruct", folder, "-o", out, "--backend", "volsdf", "--steps", "10", *common)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["backend"] == "volsdf" and summary["views"] == 8 and summary["faces"] > 0
     assert out.is_file() and any(ckpt.iterdir())
-    proc = run("reconstruct", folder, "-o", out, "--steps", "20", "--resume", *common)
+    proc = run("reconstruct", folder, "-o", out, "--backend", "volsdf", "--steps", "20", "--resume", *common)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["faces"] > 0
     proc = run("reconstruct", folder, "-o", tmp_path / "k.ply", "--backend", "kernel")

@@ -127,7 +127,7 @@ def test_readme_examples_name_the_backend_of_their_shortcuts():
         if "--config" in argv:
             continue  # the backend comes from the preset
         folder = not Path(argv[2]).suffix
-        backend = argv[argv.index("--backend") + 1] if "--backend" in argv else ("volsdf" if folder else "kernel")
+        backend = argv[argv.index("--backend") + 1] if "--backend" in argv else ("gvkf" if folder else "kernel")
         for opt in argv:
             if opt in by_option:
                 assert backend in by_option[opt].backends, (" ".join(argv), opt)

@@ -4,6 +4,7 @@ checkpoints resume exactly, the backend and the CLI write meshes and Gaussians, 
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -95,6 +96,7 @@ def test_no_gaussian_surviving_is_a_clear_error(sphere_views):
 
 
 def test_cli_reconstructs_a_rendered_folder(sphere_views, tmp_path):
+    """gvkf is the default backend for a posed-image folder (no --backend given)."""
     from typer.testing import CliRunner
 
     from recon.render import write_render_folder
@@ -102,10 +104,12 @@ def test_cli_reconstructs_a_rendered_folder(sphere_views, tmp_path):
 
     folder = write_render_folder(sphere_views, tmp_path / "scene")
     out = tmp_path / "mesh.ply"
-    res = CliRunner().invoke(app, ["reconstruct", str(folder), "-o", str(out), "--backend", "gvkf", "--steps", "250",
+    res = CliRunner().invoke(app, ["reconstruct", str(folder), "-o", str(out), "--steps", "250",
                                    "--set", "init_count=800", "--set", "mesh_resolution=32", "--set", "sdf_views=6",
-                                   "--save-gaussians", str(tmp_path / "g.npz"), "-q"])
+                                   "--save-gaussians", str(tmp_path / "g.npz"), "--json", "-q"])
     assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout[res.stdout.index("{"):])
+    assert summary["backend"] == "gvkf", res.stdout
     m = trimesh.load(out)
     centre = sphere_views.centre
     assert np.median(np.linalg.norm(m.vertices - centre, axis=1)) == pytest.approx(RADIUS, rel=0.1)
