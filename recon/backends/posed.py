@@ -124,7 +124,7 @@ class PosedBackend:
     def fit_arrays(self, images: np.ndarray, masks: np.ndarray | None, cameras: Cameras, *,
                    to_world: np.ndarray | None = None, device: str | None = "cpu", progress: Progress = NULL_PROGRESS,
                    checkpoint_dir: str | os.PathLike | None = None, resume: bool = False, extras: dict | None = None,
-                   started: float | None = None, **train_kwargs: Any) -> Any:
+                   started: float | None = None, whole_run: bool = True, **train_kwargs: Any) -> Any:
         """Train on in-memory arrays.
 
         Args:
@@ -139,6 +139,8 @@ class PosedBackend:
             started: ``time.monotonic()`` when the run began (default: now). With ``config.time_budget``
                 set, the run from then to the meshed field fits the budget: training stops when the time
                 left is what meshing is expected to take (:class:`~recon.backends.run_budget.RunBudget`).
+            whole_run: False makes ``time_budget`` seconds of training alone, callbacks excluded (the
+                benchmarks' protocol).
             train_kwargs: passed to the trainer's ``train`` (``callback``, ``callback_every``...).
 
         Returns:
@@ -158,7 +160,7 @@ class PosedBackend:
         if resume and checkpoint_dir is not None:
             trainer.resume(progress)
         self.trainer = trainer
-        if self.config.time_budget is not None:
+        if self.config.time_budget is not None and whole_run:
             trainer.run_budget = RunBudget(self.config.time_budget, started, lambda: self.meshing_seconds(trainer))
         self.run_trainer(trainer, progress, **train_kwargs)
         warn_if_unconverged(self.name, trainer.stats.step, self.config.steps, trainer.stats.interrupted)
