@@ -20,6 +20,7 @@ from recon_apps import backends_cli, config_cli, eval_cli, info_cli, normals_cli
 from recon_apps.batch_cli import register as register_batch
 from recon_apps.entry import INTERRUPTED, run
 from recon_apps.render_cli import register as register_render
+from recon_apps.sfm_cli import register as register_sfm
 from recon_apps.train_kernel_cli import register as register_train_kernel
 from recon_apps.viewer.cli import register as register_view
 
@@ -44,6 +45,7 @@ config_cli.register(app)
 app.add_typer(train_app, name="train")
 register_view(app)
 register_render(app)
+register_sfm(app)
 register_batch(app)
 register_train_kernel(train_app)
 train_normals_cli.register(train_app)

@@ -54,19 +54,20 @@ def reconstruct_views(input: Path, output: Path, cfg: Any, backend_cfg: Any, spe
     """
     # the camera readers (PIL) and recon.pipeline (scipy, normal estimators) cost +0.3 s and +0.7 s of start-up
     # that `recon --help` and the other commands should not pay
-    from recon.io.cameras import load_views
     from recon.pipeline import reconstruct_views as run
+    from recon.sfm import load_or_solve_views  # photos without cameras: structure-from-motion (pycolmap, +0.3 s)
 
     t0 = time.perf_counter()
+    started = time.monotonic()  # --time-budget counts from here: loading, training, meshing
     with RichProgress(enabled=not quiet) as progress:
         progress.update("loading", None, str(input))
-        views = load_views(input, mask_dir=mask_dir)
+        views = load_or_solve_views(input, output.with_suffix(".sfm"), progress, mask_dir=mask_dir)
 
         def work(view: Any = None) -> Any:
             reporter = progress if view is None else LiveProgress(progress, view)
             train_kwargs = None if view is None else training_callback(view, spec.name)
             out = run(views, config=cfg, backend_config=backend_cfg, checkpoint_dir=str(checkpoints), resume=resume,
-                      progress=reporter, train_kwargs=train_kwargs)
+                      progress=reporter, train_kwargs=train_kwargs, started=started)
             if view is not None:
                 view.update(mesh=out.mesh, text=f"{input.name}: {out.mesh.n_faces:,} faces with '{spec.name}'")
             return out
