@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from recon.errors import InputError
 from recon.io.formats import describe
 
 from recon_apps.input_files import is_posed_images
@@ -54,10 +55,30 @@ def describe_input(input: Path) -> dict[str, Any]:
     """:func:`recon.io.describe` of a file, or :func:`recon.io.cameras.describe_folder` of a posed-image set."""
     if is_posed_images(input):
         # the camera readers import PIL: +0.3 s of start-up that the other commands should not pay
-        from recon.io.cameras import describe_folder
+        from recon.io.cameras import describe_folder, detect_format
 
+        if input.is_dir():
+            try:
+                detect_format(input)
+            except InputError:
+                return describe_photos(input)
         return describe_folder(input)
     return describe(input)
+
+
+def describe_photos(folder: Path) -> dict[str, Any]:
+    """A folder of photos without a camera file: how many, and that structure-from-motion will pose them.
+
+    Raises:
+        InputError: no photos either (the one-line error of :func:`recon.sfm.images.list_photos`).
+    """
+    # recon.sfm loads pycolmap (+0.3 s), only for this kind of folder
+    from recon.sfm.images import list_photos
+
+    photos = list_photos(folder)
+    return {"kind": "photos without cameras", "photos": len(photos),
+            "cameras": "none: `recon reconstruct` runs structure-from-motion first "
+                       "(or `recon sfm FOLDER -o MODEL` for the cameras alone)"}
 
 
 def for_table(d: dict[str, Any]) -> dict[str, Any]:

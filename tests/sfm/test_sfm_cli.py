@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from PIL import Image
 
 from recon.io.cameras import load_views
 from tests.sfm.conftest import N_VIEWS, Scene
@@ -62,3 +65,14 @@ def test_output_inside_the_photos_and_too_few_photos_are_refused_before_work(sce
     line = one_error_line(run("sfm", tmp_path / "missing", "-o", tmp_path / "m2", "-q"))
     assert "not found" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["few"]
+
+
+def test_info_on_photos_without_cameras_says_sfm_will_pose_them(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        Image.new("RGB", (32, 24), (10 * i, 20, 30)).save(folder / f"p{i}.jpg")
+    proc = run("info", folder, "--json")
+    assert proc.returncode == 0, proc.stderr
+    d = json.loads(proc.stdout)
+    assert d["photos"] == 3 and "structure-from-motion" in d["cameras"]
