@@ -4,6 +4,7 @@ their background colour."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
 import warnings
@@ -77,14 +78,36 @@ def estimate_background(images: np.ndarray, masks: np.ndarray | None, mode: str 
 CONVERGED_FRACTION = 0.25
 
 
-def warn_if_unconverged(name: str, done: int, steps: int, interrupted: bool) -> None:
-    """Warn (a note in the run's summary) when training stopped far short of its configured steps."""
+def warn_if_unconverged(name: str, done: int, steps: int, interrupted: bool, trained: float = 0.0,
+                        other: float = 0.0) -> None:
+    """Warn (a note in the run's summary) when training stopped far short of its configured steps.
+
+    Args:
+        name: the backend.
+        done, steps: steps trained and configured.
+        interrupted: stopped by Ctrl-C rather than the time budget.
+        trained: seconds of training (for the budget that would suffice).
+        other: seconds of the run spent outside training (reading, set-up, the meshing reserve).
+    """
     if steps <= 0 or done >= CONVERGED_FRACTION * steps:
         return
     why = "Ctrl-C" if interrupted else "the time budget"
+    advice = "give a longer --time-budget or more --steps, or use a GPU"
+    if done > 0 and trained > 0 and not interrupted:
+        need = other + CONVERGED_FRACTION * steps * trained / done
+        advice = (f"at {done / trained:.2f} steps/s a --time-budget of about {format_seconds(need)} reaches "
+                  f"{CONVERGED_FRACTION:.0%} of the steps; or use a GPU")
     warnings.warn(f"{name} training stopped by {why} after {done:,} of {steps:,} steps ({100 * done / steps:.1f} %): "
-                  "the surface is far from converged; give a longer --time-budget or more --steps, or use a GPU",
-                  RuntimeWarning, stacklevel=2)
+                  f"the surface is far from converged; {advice}", RuntimeWarning, stacklevel=2)
+
+
+def format_seconds(seconds: float) -> str:
+    """A duration as the CLI takes it: "45s", "12m", "2h" (rounded up)."""
+    if seconds < 120:
+        return f"{math.ceil(seconds)}s"
+    if seconds < 7200:
+        return f"{math.ceil(seconds / 60)}m"
+    return f"{math.ceil(seconds / 3600)}h"
 
 
 class PosedBackend:
@@ -163,7 +186,10 @@ class PosedBackend:
         if self.config.time_budget is not None and whole_run:
             trainer.run_budget = RunBudget(self.config.time_budget, started, lambda: self.meshing_seconds(trainer))
         self.run_trainer(trainer, progress, **train_kwargs)
-        warn_if_unconverged(self.name, trainer.stats.step, self.config.steps, trainer.stats.interrupted)
+        budget = trainer.run_budget
+        other = 0.0 if budget is None else budget.spent() - trainer.stats.elapsed + budget.reserve
+        warn_if_unconverged(self.name, trainer.stats.step, self.config.steps, trainer.stats.interrupted,
+                            trainer.stats.elapsed, other)
         return trainer.field()
 
     def fit_views(self, views: Views, *, device: str | None = "cpu", progress: Progress = NULL_PROGRESS,

@@ -91,3 +91,15 @@ def test_seconds_per_point_scales_with_the_work():
     cheap = seconds_per_point(lambda x: x.sum(-1), pts)
     dear = seconds_per_point(lambda x: torch.stack([torch.sin(x * k).sum(-1) for k in range(200)]).sum(0), pts)
     assert 0 < cheap < dear
+
+
+def test_an_unconverged_run_names_the_budget_that_would_suffice():
+    from recon.backends.posed import format_seconds, warn_if_unconverged
+
+    # 100 of 20,000 steps in 50 s of training (2 steps/s) plus 30 s of reading, set-up and meshing:
+    # 25 % of the steps (5,000) need 2,500 s of training -> 2,530 s -> "43m"
+    with pytest.warns(RuntimeWarning, match=r"100 of 20,000 steps .* 2\.00 steps/s a --time-budget of about 43m"):
+        warn_if_unconverged("volsdf", 100, 20_000, False, trained=50.0, other=30.0)
+    with pytest.warns(RuntimeWarning, match="stopped by Ctrl-C .*give a longer --time-budget"):
+        warn_if_unconverged("volsdf", 100, 20_000, True, trained=50.0)
+    assert [format_seconds(s) for s in (44.2, 150, 7300)] == ["45s", "3m", "3h"]
