@@ -104,6 +104,13 @@ class TrainingLoop:
             return self.run_budget.training_seconds(self.stats.elapsed)
         return self.cfg.time_budget
 
+    def _time_fraction(self) -> float:
+        """Training time used as a fraction of the time available, in [0, 1] (0 without a time limit)."""
+        budget = self.training_budget()
+        if budget is None:
+            return 0.0
+        return min(self.stats.elapsed / budget, 1.0) if budget > 0 else 1.0
+
     def _fraction(self, budget: float | None = None) -> float:
         """Training progress in [0, 1]: the larger of step / steps and elapsed / training budget."""
         f = self.stats.step / max(self.cfg.steps, 1)

@@ -15,6 +15,7 @@ Both return a :class:`~recon.backends.volsdf.field.VolSDFField` in world units; 
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from recon.backends.posed import PosedBackend
 from recon.backends.run_budget import seconds_per_point
 from recon.backends.volsdf.config import VolSDFConfig
 from recon.backends.volsdf.trainer import VolSDFTrainer
+from recon.progress import Progress
 from recon.types import Cameras
 
 #: points timed for the meshing estimate
@@ -32,6 +34,10 @@ TIMED_POINTS = 16384
 BOX_FILL = 0.5
 #: marching cubes, component cleanup and vertex colours on top of the grid evaluations
 MESHING_OVERHEAD = 1.3
+#: with a whole-run budget, meshing may take this share of it (the resolution is lowered to fit)
+MESHING_SHARE = 0.2
+#: the lowest resolution a budget lowers the mesh to
+MIN_BUDGET_RESOLUTION = 96
 
 
 class VolSDFBackend(PosedBackend):
@@ -50,14 +56,35 @@ class VolSDFBackend(PosedBackend):
 
     def meshing_seconds(self, trainer: VolSDFTrainer) -> float:
         """Expected meshing time: one SDF evaluation per point of the 64^3 box-finding pass and of the
-        fine grid (``mesh_resolution`` along the box's longest side, the box filling BOX_FILL of its
-        cube), times the measured cost per point, plus MESHING_OVERHEAD for marching cubes and colours."""
+        fine grid (the trainer's ``mesh_resolution`` along the box's longest side, the box filling
+        BOX_FILL of its cube), times the measured cost per point, plus MESHING_OVERHEAD for marching
+        cubes and colours.
+
+        With a whole-run budget, the resolution is first lowered (never below MIN_BUDGET_RESOLUTION)
+        until meshing fits MESHING_SHARE of the budget: a short run gets a coarser mesh of a better
+        trained field rather than a fine mesh of an untrained one.
+        """
         field = trainer.field()
         gen = torch.Generator().manual_seed(0)
         pts = (torch.rand(TIMED_POINTS, 3, generator=gen) * 2 - 1).to(trainer.device)
-        per_point = seconds_per_point(field.sdf_normalised, pts)
-        evaluations = 64 ** 3 + BOX_FILL * self.config.mesh_resolution ** 3
-        return MESHING_OVERHEAD * per_point * evaluations
+        per_point = MESHING_OVERHEAD * seconds_per_point(field.sdf_normalised, pts)
+
+        def cost(res: int) -> float:
+            return per_point * (64 ** 3 + BOX_FILL * res ** 3)
+
+        res = self.config.mesh_resolution
+        if trainer.run_budget is not None:
+            share = MESHING_SHARE * trainer.run_budget.seconds
+            fit = ((share / per_point - 64 ** 3) / BOX_FILL) ** (1 / 3) if share / per_point > 64 ** 3 else 0
+            res = max(min(res, int(fit)), min(res, MIN_BUDGET_RESOLUTION))
+        trainer.mesh_resolution = res
+        return cost(res)
+
+    def run_trainer(self, trainer: VolSDFTrainer, progress: Progress, **train_kwargs: Any) -> None:
+        trainer.train(progress=progress, **train_kwargs)
+        if trainer.mesh_resolution < self.config.mesh_resolution:
+            warnings.warn(f"volsdf meshes at resolution {trainer.mesh_resolution} instead of "
+                          f"{self.config.mesh_resolution} to fit the time budget", RuntimeWarning, stacklevel=2)
 
     def make_trainer(self, images: np.ndarray, masks: np.ndarray | None, cameras: Cameras, *, device: str,
                      to_world: np.ndarray | None, checkpoint_dir: str | os.PathLike | None, **extras: Any) -> VolSDFTrainer:

@@ -28,6 +28,10 @@ from recon.types import Cameras
 
 CHECKPOINT_NAME = "volsdf.pt"
 CHECKPOINT_VERSION = 1
+#: with a time budget, the learning-rate warm-up ends by this fraction of training at the latest
+WARMUP_FRACTION = 0.05
+#: with a time budget, every grid level is active by this fraction of training at the latest
+LEVELS_FRACTION = 0.5
 
 
 def pixel_batch_rays(K: torch.Tensor, cam_to_world: torch.Tensor, pixels: torch.Tensor, width: int, height: int,
@@ -140,13 +144,17 @@ class VolSDFTrainer(TrainingLoop):
         except (RuntimeError, TypeError, ValueError):
             self.optimizer = torch.optim.Adam(groups, foreach=True, **kw)
         self.stats = TrainStats()
+        #: marching-cubes resolution of :meth:`field` (the backend lowers it to fit a short time budget)
+        self.mesh_resolution = config.mesh_resolution
         self._apply_level_schedule()
 
     # ------------------------------------------------------------------ schedule
 
     def _apply_lr(self) -> None:
         cfg = self.cfg
-        warm = min(1.0, (self.stats.step + 1) / cfg.warmup_steps) if cfg.warmup_steps > 0 else 1.0
+        # warm-up over warmup_steps, but never longer than WARMUP_FRACTION of a short time budget
+        warm = min(1.0, max((self.stats.step + 1) / cfg.warmup_steps, self._time_fraction() / WARMUP_FRACTION)) \
+            if cfg.warmup_steps > 0 else 1.0
         factor = warm * cfg.lr_final ** self._fraction()
         for g in self.optimizer.param_groups:
             g["lr"] = g["base_lr"] * factor
@@ -163,8 +171,13 @@ class VolSDFTrainer(TrainingLoop):
         if grid is None:
             return
         cfg = self.cfg
-        n = len(grid.resolutions) if cfg.grid_level_steps == 0 else \
-            cfg.grid_start_levels + self.stats.step // cfg.grid_level_steps
+        levels = len(grid.resolutions)
+        if cfg.grid_level_steps == 0:
+            n = levels
+        else:  # a level every grid_level_steps, and all of them by LEVELS_FRACTION of a short budget
+            by_time = cfg.grid_start_levels + int((levels - cfg.grid_start_levels) * self._time_fraction()
+                                                  / LEVELS_FRACTION)
+            n = max(cfg.grid_start_levels + self.stats.step // cfg.grid_level_steps, by_time)
         grid.set_active_levels(n)
 
     # ------------------------------------------------------------------ one step
@@ -256,7 +269,7 @@ class VolSDFTrainer(TrainingLoop):
         s = self.stats
         info = {"steps": s.step, "seconds": s.elapsed, "beta": s.beta, "psnr_batch": s.psnr,
                 "interrupted": s.interrupted}
-        return VolSDFField(self.model.sdf_net, self.to_world, mesh_resolution=self.cfg.mesh_resolution,
+        return VolSDFField(self.model.sdf_net, self.to_world, mesh_resolution=self.mesh_resolution,
                            color_fn=self.model.color_net, info=info)
 
     def render_view(self, K: np.ndarray, cam_to_world: np.ndarray, width: int, height: int) -> dict[str, np.ndarray]:
