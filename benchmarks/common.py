@@ -29,6 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
+# torch's threads wait passively, as the recon commands do (apps/__init__.py); set before torch loads
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import numpy as np
 
 BENCH_DIR = Path(__file__).resolve().parent
