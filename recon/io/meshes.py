@@ -169,7 +169,9 @@ def save_mesh(mesh: Mesh, path: str | os.PathLike) -> None:
     """Write ``mesh`` to ``.ply`` (binary LE), ``.obj``, ``.stl``, ``.off`` or ``.glb`` atomically.
 
     PLY vertices are double when any |coordinate| > 1e5 (georeferenced meshes keep mm),
-    float otherwise; vertex normals (float) and colours (uchar) are written when present.
+    float otherwise; vertex normals (float) and colours (uchar ``red green blue``) are written when
+    present. Vertex colours also go to OBJ (``v x y z r g b``, r g b in [0, 1]) and GLB (``COLOR_0``);
+    every format stores them with 8 bits per channel (rounded).
 
     Raises:
         InputError: unknown extension or missing output directory.
@@ -188,11 +190,33 @@ def save_mesh(mesh: Mesh, path: str | os.PathLike) -> None:
             if mesh.vertex_normals is not None:
                 fields += [(k, mesh.vertex_normals[:, i].astype(np.float32)) for i, k in enumerate(("nx", "ny", "nz"))]
             if mesh.vertex_colors is not None:
-                c8 = np.round(np.clip(mesh.vertex_colors, 0, 1) * 255).astype(np.uint8)
+                c8 = colours_to_uint8(mesh.vertex_colors)
                 fields += [(k, c8[:, i]) for i, k in enumerate(("red", "green", "blue"))]
             plymod.write_ply(tmp, fields, mesh.faces, comments=("written by recon",))
         else:
-            mesh.to_trimesh().export(str(tmp), file_type=ext.lstrip("."))
+            _to_trimesh(mesh).export(str(tmp), file_type=ext.lstrip("."))
+
+
+def colours_to_uint8(colors: np.ndarray) -> np.ndarray:
+    """(V, 3) float RGB in [0, 1] -> (V, 3) uint8, rounded to the nearest step (NaN -> 0)."""
+    return np.round(np.clip(np.nan_to_num(np.asarray(colors, np.float64)), 0, 1) * 255).astype(np.uint8)
+
+
+def _to_trimesh(mesh: Mesh) -> Any:
+    """A trimesh for the OBJ / GLB / OFF / STL writers: vertex colours rounded to 8 bits and opaque.
+
+    trimesh writes them as ``v x y z r g b`` in OBJ (floats in [0, 1]) and as the ``COLOR_0`` vertex
+    attribute in GLB; OFF and STL drop them.
+    """
+    import trimesh
+
+    kwargs: dict[str, Any] = {}
+    if mesh.vertex_colors is not None:
+        rgb = colours_to_uint8(mesh.vertex_colors)
+        kwargs["vertex_colors"] = np.concatenate([rgb, np.full((len(rgb), 1), 255, np.uint8)], 1)
+    if mesh.vertex_normals is not None:
+        kwargs["vertex_normals"] = mesh.vertex_normals
+    return trimesh.Trimesh(mesh.vertices, mesh.faces, process=False, **kwargs)
 
 
 _ATTR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -5,6 +5,14 @@ opacity accumulated along each training view's ray up to x, mapped through the l
 and maximised over views (:func:`recon.backends.gvkf.surface.opacity_to_sdf`). It is negative
 inside, positive outside, and saturates at +-``clamp``; it is a pseudo-distance (metric only near
 the surface), reported in world units (normalised value times the frame's scale).
+
+Vertex colours (:meth:`GVKFField.vertex_colours`) come from the Gaussians' own colours, which are
+view-independent RGB (no spherical harmonics). Among the ``COLOUR_NEIGHBOURS`` Gaussians with the nearest
+centres, "ray" composites front to back, as the rasteriser does, the Gaussians met by the line along the
+vertex normal (what a camera looking straight at the surface sees: each Gaussian's alpha is its peak along
+that line, ``o_i exp(-q_i / 2)``); "kernel" blends them by their density at the vertex,
+``o_i exp(-m_i^2 / 2)`` with m_i the Mahalanobis distance; "nearest" takes the Gaussian with the nearest
+centre. benchmarks/photos_colour.py measures the three.
 """
 
 from __future__ import annotations
@@ -16,8 +24,33 @@ import torch
 
 from recon.backends.gvkf.config import GVKFConfig
 from recon.backends.gvkf.gaussians import GaussianSet
+from recon.meshing.cleanup import remove_small_components
+from recon.meshing.sparse import sparse_marching_mesh
+from recon.ops.knn import build_tree
 from recon.ops.transforms import similarity_parts
 from recon.types import Mesh
+
+COLOUR_MODES = ("ray", "kernel", "nearest")
+"""How :meth:`GVKFField.vertex_colours` turns the Gaussians' colours into one colour per vertex."""
+
+#: Gaussians (nearest centres) blended per vertex in the "ray" and "kernel" colour modes.
+COLOUR_NEIGHBOURS = 32
+#: alpha bounds of the "ray" mode, as in the rasteriser: at most 0.99, skipped below 1/255
+_ALPHA_MAX, _ALPHA_MIN = 0.99, 1.0 / 255.0
+
+
+def vertex_normals_torch(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    """(V, 3) area-weighted unit vertex normals of a triangle mesh (zero rows for unused vertices).
+
+    Args:
+        vertices: (V, 3) positions; faces: (F, 3) int64 indices, counter-clockwise seen from outside.
+    """
+    a, b, c = (vertices[faces[:, i]] for i in range(3))
+    cross = torch.linalg.cross(b - a, c - a)                                   # (F, 3), twice the area
+    acc = torch.zeros_like(vertices)
+    for i in range(3):  # three corners, vectorised over faces
+        acc.index_add_(0, faces[:, i], cross)
+    return acc / acc.norm(dim=-1, keepdim=True).clamp_min(1e-30)
 
 
 # Only Gaussians at least this opaque seed the cells the "grid" mesher samples: a nearly transparent
@@ -123,7 +156,7 @@ class GVKFField:
         return lo, hi
 
     def extract_mesh(self, resolution: int | None = None, method: str | None = None, keep_largest: bool = True,
-                     colors: bool = True, progress: Any = None) -> Mesh:
+                     colors: bool = True, color_mode: str = "ray", progress: Any = None) -> Mesh:
         """Mesh of the zero level set in world units.
 
         Args:
@@ -134,14 +167,12 @@ class GVKFField:
             method: "grid" or "tetra" (marching tetrahedra on a Delaunay of points around the
                 Gaussians with long-edge filtering); default ``config.mesh_method``.
             keep_largest: keep only the largest connected component.
-            colors: vertex colours from the nearest Gaussian.
+            colors: add vertex colours from the Gaussians (see :meth:`vertex_colours`).
+            color_mode: one of :data:`COLOUR_MODES`.
 
         Raises:
             ValueError: the field has no zero crossing ("no surface").
         """
-        from recon.meshing.cleanup import remove_small_components
-        from recon.meshing.sparse import sparse_marching_mesh
-
         method = method or self.config.mesh_method
         if len(self.gaussians) == 0:
             raise ValueError("no surface: there are no Gaussians")
@@ -176,9 +207,87 @@ class GVKFField:
             mesh = remove_small_components(mesh, keep_largest=True)
         vc = None
         if colors:
-            from scipy.spatial import cKDTree
-
-            _, nn = cKDTree(self.gaussians.means.cpu().numpy()).query(mesh.vertices, k=1)
-            vc = self.gaussians.colours().cpu().numpy()[nn].astype(np.float32)
+            x = torch.from_numpy(mesh.vertices.astype(np.float32)).to(self.device)
+            n = vertex_normals_torch(x, torch.from_numpy(mesh.faces).to(self.device))
+            vc = self.colours_normalised(x, color_mode, n).cpu().numpy()
         faces = mesh.faces if np.linalg.det(self._A) > 0 else mesh.faces[:, ::-1].copy()
         return Mesh(self.normalised_to_world(mesh.vertices), faces, vertex_colors=vc)
+
+    def vertex_colours(self, xyz: np.ndarray, mode: str = "ray", normals: np.ndarray | None = None) -> np.ndarray:
+        """View-independent colours of surface points given in world units.
+
+        Args:
+            xyz: (K, 3) world positions (on or near the surface).
+            mode: "ray" (front-to-back compositing along the outward normal of the ``COLOUR_NEIGHBOURS``
+                nearest Gaussians), "kernel" (those Gaussians weighted by their density at the point) or
+                "nearest" (the Gaussian with the nearest centre); see the module docstring.
+            normals: (K, 3) outward world normals, needed by "ray".
+
+        Returns:
+            (K, 3) float32 RGB in [0, 1] (the Gaussians' colour space, that of the images).
+        """
+        x = torch.from_numpy(self.world_to_normalised(xyz).astype(np.float32)).to(self.device)
+        n = None
+        if normals is not None:  # covariant: n_n ~ A^T n_w for x_w = A x_n + c
+            n = torch.from_numpy((np.asarray(normals, np.float64).reshape(-1, 3) @ self._A).astype(np.float32))
+            n = (n / n.norm(dim=-1, keepdim=True).clamp_min(1e-30)).to(self.device)
+        return self.colours_normalised(x, mode, n).cpu().numpy()
+
+    def colours_normalised(self, x: torch.Tensor, mode: str = "ray", normals: torch.Tensor | None = None,
+                           batch_size: int = 1 << 15) -> torch.Tensor:
+        """(K, 3) float32 colours in [0, 1] at (K, 3) normalised positions (any device; result on ``x``'s).
+
+        The neighbour search runs on the CPU (a k-d tree over the centres); the weights and the blend run
+        on the Gaussians' device in batches of ``batch_size`` points. A point whose neighbours contribute
+        nothing (weights summing below 1e-12) takes its nearest Gaussian's colour.
+
+        Args:
+            x: (K, 3) normalised positions.
+            mode: one of :data:`COLOUR_MODES`.
+            normals: (K, 3) unit outward normals (normalised frame), needed by "ray".
+            batch_size: points per batch.
+
+        Raises:
+            ValueError: an unknown mode, "ray" without normals, or no Gaussians.
+        """
+        if mode not in COLOUR_MODES:
+            raise ValueError(f"unknown colour mode {mode!r} (use one of {', '.join(COLOUR_MODES)})")
+        if mode == "ray" and (normals is None or normals.shape != x.shape):
+            raise ValueError("the 'ray' colour mode needs one normal per point")
+        g = self.gaussians
+        if len(g) == 0:
+            raise ValueError("no Gaussians to take colours from")
+        k = 1 if mode == "nearest" else min(COLOUR_NEIGHBOURS, len(g))
+        tree = build_tree(g.means.detach().cpu().numpy().astype(np.float64))
+        colours = g.colours()
+        rot, inv_s, opa = g.rotations(), torch.exp(-g.log_scales), g.opacities()
+        out = []
+        for s in range(0, x.shape[0], batch_size):  # batches of points, all neighbours of a batch at once
+            xb = x[s:s + batch_size].to(self.device).float()
+            _, nn = tree.query(xb.cpu().numpy().astype(np.float64), k=k)
+            idx = torch.from_numpy(np.asarray(nn, np.int64).reshape(xb.shape[0], k)).to(self.device)
+            nearest = colours[idx[:, 0]]
+            if k == 1:
+                out.append(nearest)
+                continue
+            to_local = rot[idx].transpose(-1, -2) * inv_s[idx][..., None]             # (B, k, 3, 3) S^-1 R^T
+            a = (to_local @ (xb[:, None, :] - g.means[idx])[..., None])[..., 0]      # (B, k, 3)
+            if mode == "kernel":
+                w = opa[idx] * torch.exp(-0.5 * (a * a).sum(-1))                        # density at x (B, k)
+            else:  # the line x - t n (a camera outside looking in): peak of each Gaussian along it
+                b = -(to_local @ normals[s:s + batch_size].to(self.device).float()[:, None, :, None])[..., 0]
+                bb = (b * b).sum(-1).clamp_min(1e-30)
+                ab = (a * b).sum(-1)
+                q = ((a * a).sum(-1) - ab * ab / bb).clamp_min(0.0)
+                alpha = (opa[idx] * torch.exp(-0.5 * q)).clamp_max(_ALPHA_MAX)
+                alpha = torch.where((alpha >= _ALPHA_MIN) & (q <= 9.0), alpha, torch.zeros_like(alpha))
+                order = torch.argsort(-ab / bb, dim=-1)                                # front (camera side) first
+                alpha = torch.gather(alpha, 1, order)
+                idx = torch.gather(idx, 1, order)
+                trans = torch.cumprod(torch.cat([torch.ones_like(alpha[:, :1]), 1 - alpha[:, :-1]], 1), 1)
+                w = alpha * trans
+            total = w.sum(-1, keepdim=True)
+            blend = (w[..., None] * colours[idx]).sum(1) / total.clamp_min(1e-30)
+            out.append(torch.where(total > 1e-12, blend, nearest))
+        res = torch.cat(out) if out else x.new_zeros(0, 3)
+        return res.clamp(0.0, 1.0).float().to(x.device)

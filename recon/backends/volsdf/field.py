@@ -3,6 +3,11 @@
 The network lives in the normalised frame (scene inside the unit sphere); ``to_world`` (4, 4), a
 similarity x_w = s R x_n + c, maps it to world units. Outside the unit sphere the field is
 max(d, |x_n| - 1), so the surface never leaves the region the images constrained.
+
+Vertex colours come from the colour network at the vertex (position, SDF gradient and feature there):
+the network is view-dependent, so :meth:`VolSDFField.vertex_colours` asks it from several camera
+directions around the surface normal and averages ("hemisphere", the default), or from the one camera
+looking straight at the surface ("normal"). benchmarks/photos_colour.py measures both.
 """
 
 from __future__ import annotations
@@ -13,8 +18,45 @@ import numpy as np
 import torch
 
 from recon.backends.volsdf.networks import SDFNetwork
+from recon.meshing.cleanup import remove_small_components
+from recon.meshing.dense import mesh_field_dense
+from recon.meshing.sparse import empty_mesh
 from recon.ops.transforms import similarity_parts
 from recon.types import Mesh
+
+COLOUR_MODES = ("hemisphere", "normal")
+"""How :meth:`VolSDFField.vertex_colours` asks the view-dependent colour network for one colour."""
+
+#: Hemisphere directions as (polar angle from the inward normal, count): the straight-on view plus two
+#: rings, each direction weighted by cos(angle) (a camera at a grazing angle sees less of the surface).
+_HEMISPHERE_RINGS = ((0.0, 1), (np.radians(35.0), 6), (np.radians(65.0), 6))
+
+
+def hemisphere_directions() -> tuple[np.ndarray, np.ndarray]:
+    """Viewing directions in a local frame whose +z is the inward normal (camera looking at the surface).
+
+    Returns:
+        dirs: (M, 3) float64 unit vectors (z > 0), weights: (M,) float64 summing to 1.
+    """
+    dirs, w = [], []
+    for k, (theta, count) in enumerate(_HEMISPHERE_RINGS):
+        phi = 2 * np.pi * (np.arange(count) + 0.5 * k) / count
+        dirs.append(np.stack([np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi),
+                              np.full(count, np.cos(theta))], -1))
+        w.append(np.full(count, np.cos(theta)))
+    d, wt = np.concatenate(dirs), np.concatenate(w)
+    return d, wt / wt.sum()
+
+
+def tangent_frames(n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two unit tangents (K, 3) each, orthogonal to the unit normals ``n`` (K, 3) and to each other."""
+    helper = torch.zeros_like(n)
+    use_x = n[:, 0].abs() < 0.9
+    helper[:, 0] = use_x.to(n.dtype)
+    helper[:, 1] = (~use_x).to(n.dtype)
+    t1 = torch.linalg.cross(n, helper)
+    t1 = t1 / t1.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return t1, torch.linalg.cross(n, t1)
 
 
 class VolSDFField:
@@ -26,7 +68,7 @@ class VolSDFField:
         scale: its scale factor s (world units per normalised unit).
         mesh_resolution: default marching-cubes resolution of :meth:`extract_mesh`.
         color_fn: optional colour network ``(x (K, 3) normalised, view_dir (K, 3), grad (K, 3), z (K, F)) ->
-            (K, 3)`` in [0, 1], used for vertex colours (seen head-on, view_dir = -normal).
+            (K, 3)`` in [0, 1] (view_dir: unit ray direction, camera to point), used for vertex colours.
         info: training summary (steps, seconds, beta, ...).
     """
 
@@ -44,7 +86,7 @@ class VolSDFField:
     def device(self) -> torch.device:
         return next(self.sdf_net.parameters()).device
 
-    def to(self, device: str | torch.device) -> "VolSDFField":
+    def to(self, device: str | torch.device) -> VolSDFField:
         """Move the network to another device (in place); returns self."""
         self.sdf_net.to(device)
         return self
@@ -133,7 +175,7 @@ class VolSDFField:
         return np.stack([lo.clamp(-1, 1).cpu().numpy(), hi.clamp(-1, 1).cpu().numpy()]).astype(np.float64)
 
     def extract_mesh(self, resolution: int | None = None, level: float = 0.0, keep_largest: bool = True,
-                     colors: bool = False, batch_size: int = 65536) -> Mesh:
+                     colors: bool = True, color_mode: str = "hemisphere", batch_size: int = 65536) -> Mesh:
         """Marching cubes of the SDF in world units, keeping the main component.
 
         A coarse 64^3 pass over the unit sphere's cube finds the surface's box; the fine grid then has
@@ -143,16 +185,13 @@ class VolSDFField:
             resolution: cells along the longest side of the surface box (default ``mesh_resolution``).
             level: iso-value in world units.
             keep_largest: keep only the largest connected component.
-            colors: add vertex colours from the colour network (seen along the normal).
+            colors: add vertex colours from the colour network (when the field has one).
+            color_mode: one of :data:`COLOUR_MODES` (see :meth:`vertex_colours`).
             batch_size: points per network call.
 
         Returns:
             The mesh in world units (empty when the field has no zero crossing).
         """
-        from recon.meshing.cleanup import remove_small_components
-        from recon.meshing.dense import mesh_field_dense
-        from recon.meshing.sparse import empty_mesh
-
         res = int(resolution or self.mesh_resolution)
         box = self.surface_box()
         if box is None:
@@ -170,16 +209,57 @@ class VolSDFField:
             mesh = remove_small_components(mesh, keep_largest=True)
         vc = None
         if colors and self.color_fn is not None:
-            vc = self._vertex_colors(mesh.vertices, batch_size)
+            x = torch.from_numpy(mesh.vertices.astype(np.float32)).to(self.device)
+            vc = self.colours_normalised(x, color_mode, batch_size).cpu().numpy()
         faces = mesh.faces if np.linalg.det(self._A) > 0 else mesh.faces[:, ::-1].copy()
         return Mesh(self.normalised_to_world(mesh.vertices), faces, vertex_colors=vc)
 
-    def _vertex_colors(self, v: np.ndarray, batch_size: int) -> np.ndarray:
+    def vertex_colours(self, xyz: np.ndarray, mode: str = "hemisphere", batch_size: int = 65536) -> np.ndarray:
+        """View-independent colours of surface points given in world units.
+
+        Args:
+            xyz: (K, 3) world positions (on or near the zero level set).
+            mode: "hemisphere" (the cos-weighted mean over 13 camera directions within 65 degrees of the
+                inward normal) or "normal" (the camera looking along the inward normal).
+            batch_size: points per network call.
+
+        Returns:
+            (K, 3) float32 linear RGB in [0, 1].
+
+        Raises:
+            ValueError: no colour network, or an unknown mode.
+        """
+        x = torch.from_numpy(self.world_to_normalised(xyz).astype(np.float32)).to(self.device)
+        return self.colours_normalised(x, mode, batch_size).cpu().numpy()
+
+    def colours_normalised(self, x: torch.Tensor, mode: str = "hemisphere", batch_size: int = 65536) -> torch.Tensor:
+        """(K, 3) float32 colours in [0, 1] at (K, 3) normalised positions on the field's device.
+
+        The position, the SDF gradient and the feature vector are computed once per point; only the
+        viewing direction changes across the hemisphere's directions (see :meth:`vertex_colours`).
+        """
+        if self.color_fn is None:
+            raise ValueError("this field has no colour network")
+        if mode not in COLOUR_MODES:
+            raise ValueError(f"unknown colour mode {mode!r} (use one of {', '.join(COLOUR_MODES)})")
+        local, weights = hemisphere_directions() if mode == "hemisphere" else (np.array([[0.0, 0.0, 1.0]]), np.ones(1))
+        loc = torch.as_tensor(local, dtype=torch.float32, device=x.device)             # (M, 3)
+        wt = torch.as_tensor(weights, dtype=torch.float32, device=x.device)            # (M,)
+        m = loc.shape[0]
+        step = max(1, int(batch_size) // m)
         out = []
-        for s in range(0, v.shape[0], batch_size):
-            xb = torch.from_numpy(v[s:s + batch_size].astype(np.float32)).to(self.device)
-            d, z, g = self.sdf_net.with_gradient(xb, create_graph=False)
-            n = g / g.norm(dim=-1, keepdim=True).clamp_min(1e-9)
+        for s in range(0, x.shape[0], step):  # batches of points, every direction of a batch in one call
+            xb = x[s:s + step]
+            _, z, g = self.sdf_net.with_gradient(xb, create_graph=False)
             with torch.no_grad():
-                out.append(self.color_fn(xb, -n, g, z).cpu().numpy())
-        return np.concatenate(out).astype(np.float32)
+                z, g = z.detach(), g.detach()
+                n = g / g.norm(dim=-1, keepdim=True).clamp_min(1e-9)
+                t1, t2 = tangent_frames(n)
+                # camera rays point into the surface: local +z is -n
+                v = (loc[None, :, 0:1] * t1[:, None] + loc[None, :, 1:2] * t2[:, None]
+                     - loc[None, :, 2:3] * n[:, None])                                     # (B, M, 3)
+                k = xb.shape[0]
+                xr, gr, zr = (a[:, None].expand(k, m, a.shape[-1]).reshape(k * m, -1) for a in (xb, g, z))
+                c = self.color_fn(xr, v.reshape(k * m, 3), gr, zr).reshape(k, m, 3)
+                out.append((c * wt[None, :, None]).sum(1).clamp(0.0, 1.0).float())
+        return torch.cat(out) if out else x.new_zeros(0, 3)
