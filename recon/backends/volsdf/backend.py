@@ -32,8 +32,12 @@ from recon.types import Cameras
 TIMED_POINTS = 16384
 #: the fine meshing grid's share of the cube around the surface box (typical objects fill about half)
 BOX_FILL = 0.5
-#: marching cubes, component cleanup and vertex colours on top of the grid evaluations
+#: marching cubes and component cleanup on top of the grid evaluations
 MESHING_OVERHEAD = 1.3
+#: mesh vertices per squared resolution (bunny, spot, armadillo at 256: 2.2-2.6)
+VERTICES_PER_RES2 = 2.6
+#: SDF-evaluation equivalents per vertex colour (13 colour-network directions and one SDF gradient)
+COLOUR_EVALUATIONS = 16
 #: with a whole-run budget, meshing may take this share of it (the resolution is lowered to fit)
 MESHING_SHARE = 0.2
 #: the lowest resolution a budget lowers the mesh to
@@ -57,11 +61,11 @@ class VolSDFBackend(PosedBackend):
     def meshing_seconds(self, trainer: VolSDFTrainer) -> float:
         """Expected meshing time: one SDF evaluation per point of the 64^3 box-finding pass and of the
         fine grid (the trainer's ``mesh_resolution`` along the box's longest side, the box filling
-        BOX_FILL of its cube), times the measured cost per point, plus MESHING_OVERHEAD for marching
-        cubes and colours.
+        BOX_FILL of its cube) and COLOUR_EVALUATIONS per vertex colour (about VERTICES_PER_RES2 * res^2
+        vertices), times the measured cost per point and MESHING_OVERHEAD for marching cubes.
 
-        With a whole-run budget, the resolution is first lowered (never below MIN_BUDGET_RESOLUTION)
-        until meshing fits MESHING_SHARE of the budget: a short run gets a coarser mesh of a better
+        With a whole-run budget, the resolution is first lowered (never below MIN_BUDGET_RESOLUTION) until
+        meshing fits MESHING_SHARE of the budget: a short run gets a coarser mesh of a better
         trained field rather than a fine mesh of an untrained one.
         """
         field = trainer.field()
@@ -70,13 +74,14 @@ class VolSDFBackend(PosedBackend):
         per_point = MESHING_OVERHEAD * seconds_per_point(field.sdf_normalised, pts)
 
         def cost(res: int) -> float:
-            return per_point * (64 ** 3 + BOX_FILL * res ** 3)
+            vertices = VERTICES_PER_RES2 * res ** 2
+            return per_point * (64 ** 3 + BOX_FILL * res ** 3 + COLOUR_EVALUATIONS * vertices)
 
         res = self.config.mesh_resolution
         if trainer.run_budget is not None:
             share = MESHING_SHARE * trainer.run_budget.seconds
-            fit = ((share / per_point - 64 ** 3) / BOX_FILL) ** (1 / 3) if share / per_point > 64 ** 3 else 0
-            res = max(min(res, int(fit)), min(res, MIN_BUDGET_RESOLUTION))
+            fits = [r for r in range(res, MIN_BUDGET_RESOLUTION - 1, -1) if cost(r) <= share]
+            res = fits[0] if fits else min(res, MIN_BUDGET_RESOLUTION)
         trainer.mesh_resolution = res
         return cost(res)
 
