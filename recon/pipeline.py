@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from recon.backends.scene_bound import clean_to_bound
 from recon.config import (
     check_limits,
     from_dict,
@@ -340,6 +341,13 @@ def reconstruct_views(
         progress.update("meshing", None)
         t0 = time.perf_counter()
         mesh = field_obj.extract_mesh(**(mesh_options or {}))
+        bound = getattr(field_obj, "scene_bound", None)  # the backend's scene bound (world units)
+        if bound is not None and not mesh.is_empty():
+            before = mesh.n_faces
+            mesh = clean_to_bound(mesh, bound)
+            if mesh.n_faces < before:
+                notes.append(f"cropped to the scene bound ({bound.source}) and removed small pieces: "
+                             f"{before - mesh.n_faces:,} of {before:,} faces")
         timings["mesh"] = time.perf_counter() - t0
     notes += [f"warning: {w.message}" for w in caught]
     budget = getattr(impl.trainer, "run_budget", None)

@@ -100,6 +100,53 @@ def remove_small_components(mesh: Mesh, min_faces: int | None = None, keep_large
     return _subset(mesh, mesh.faces[keep[labels]])
 
 
+def face_areas(mesh: Mesh) -> np.ndarray:
+    """(F,) float64 triangle areas (world units squared)."""
+    v = np.asarray(mesh.vertices, np.float64)
+    a, b, c = v[mesh.faces[:, 0]], v[mesh.faces[:, 1]], v[mesh.faces[:, 2]]
+    return 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1)
+
+
+def component_area_shares(mesh: Mesh) -> tuple[np.ndarray, np.ndarray]:
+    """Share of the mesh area in each connected component (faces sharing vertices).
+
+    Returns:
+        ``(shares, labels)``: (n,) float64 area fractions summing to 1 (uniform when the area is 0) and
+        (F,) int64 component of each face; both empty for a mesh without faces.
+    """
+    n, labels = face_components(mesh)
+    if n == 0:
+        return np.zeros(0), labels
+    area = np.bincount(labels, weights=face_areas(mesh), minlength=n)
+    total = float(area.sum())
+    return (area / total if total > 0 else np.full(n, 1.0 / n)), labels
+
+
+def largest_piece_share(mesh: Mesh) -> float:
+    """Fraction of the mesh area in its largest connected component (0 for a mesh without faces)."""
+    shares, _ = component_area_shares(mesh)
+    return float(shares.max()) if shares.size else 0.0
+
+
+def remove_small_pieces(mesh: Mesh, min_share: float) -> Mesh:
+    """Drop connected components holding less than ``min_share`` of the mesh area (the largest is always
+    kept), then unreferenced vertices."""
+    shares, labels = component_area_shares(mesh)
+    if shares.size == 0:
+        return remove_unreferenced_vertices(mesh)
+    keep = shares >= float(min_share)
+    keep[int(np.argmax(shares))] = True
+    return _subset(mesh, mesh.faces[keep[labels]])
+
+
+def crop_to_box(mesh: Mesh, lo: np.ndarray, hi: np.ndarray) -> Mesh:
+    """Keep the faces whose three vertices lie in the axis-aligned box [lo, hi] ((3,) each, the mesh's
+    units); unreferenced vertices are dropped (vertex attributes follow)."""
+    v = np.asarray(mesh.vertices, np.float64)
+    inside = np.all((v >= np.asarray(lo, np.float64)) & (v <= np.asarray(hi, np.float64)), axis=1)
+    return _subset(mesh, mesh.faces[inside[mesh.faces].all(axis=1)])
+
+
 def euler_characteristic(mesh: Mesh) -> int:
     """V - E + F over referenced vertices and distinct undirected edges."""
     if mesh.n_faces == 0:

@@ -20,7 +20,7 @@ _LIMITS: dict[str, tuple[float, float]] = {
     "max_image_size": (8, 16384), "views_per_step": (1, 1024), "densify_from": (0, 100_000_000),
     "densify_every": (1, 100_000_000), "opacity_reset_every": (0, 100_000_000), "max_gaussians": (1, 50_000_000),
     "sdf_views": (1, 4096), "mesh_resolution": (8, 2048), "threads": (0, MAX_THREADS),
-    "checkpoint_every": (1e-3, 1e12),
+    "checkpoint_every": (1e-3, 1e12), "background_rows": (1, 64),
 }
 
 
@@ -126,6 +126,27 @@ class GVKFConfig:
     # ---- misc
     background: Literal["auto", "white", "black"] = "auto"
     """Background colour: "auto" (from the masks or the image borders), "white" or "black"."""
+    background_model: Literal["learned", "fixed"] = "learned"
+    """Without masks, "learned": a far-field colour per view direction (a small equirectangular map,
+    starting at the median colour of the images' borders) is trained with the Gaussians and composited behind them, so
+    the photos' backdrop is not explained by Gaussians. "fixed": the constant background colour.
+    With masks the background is always the fixed colour."""
+    background_rows: int = 4
+    """Rows of the learned far-field map (columns are twice as many); 1 = one colour everywhere."""
+    alpha_weight: float = 0.02
+    """With the learned far field: weight of the mean accumulated opacity of the rendered images. A
+    Gaussian the colour of the backdrop in front of it costs the photometric loss nothing; this
+    makes it fade (the object's pixels need their opacity and keep it)."""
+    opacity_decay: float = 0.004
+    """With the learned far field: every step each opacity is multiplied by (1 - opacity_decay).
+    Gaussians the images need are restored by the photometric loss; those it does not see (such as
+    backdrop-coloured floaters in front of the backdrop) fade and are pruned."""
+    lr_background: float = 5e-2
+    """Adam learning rate of the far-field map."""
+    bound_margin: float | None = 0.1
+    """Gaussians whose centre leaves the scene bound (robust box of the sparse points, else what every
+    camera sees) grown by this fraction of its largest extent per side are pruned at densification
+    (None: never)."""
     seed: int = 0
     """Seed of every random draw."""
     threads: int | None = 1
@@ -159,7 +180,8 @@ class GVKFConfig:
             bad("learning rates must be positive", "use the defaults")
         if not 0 <= self.ssim_weight <= 1:
             bad("ssim_weight must be in [0, 1]", "use 0.2")
-        if min(self.normal_weight, self.distortion_weight, self.mask_weight, self.volume_weight) < 0:
+        if min(self.normal_weight, self.distortion_weight, self.mask_weight, self.volume_weight,
+               self.alpha_weight) < 0:
             bad("loss weights must be >= 0", "use the defaults")
         if self.densify_every < 1 or not 0 <= self.densify_until <= 1 or self.densify_grad <= 0:
             bad("densify_every >= 1, densify_until in [0, 1], densify_grad > 0", "use 100, 0.6, 2e-4")
@@ -167,5 +189,11 @@ class GVKFConfig:
             bad("sdf_views must be >= 1 and mesh_resolution >= 8", "use 16 and 128")
         if self.max_image_size is not None and self.max_image_size < 8:
             bad("max_image_size must be >= 8 or null", "use 128")
+        if self.background_model not in ("learned", "fixed"):
+            bad(f"unknown background_model {self.background_model!r}", "use learned or fixed")
+        if not 0 <= self.opacity_decay < 1:
+            bad("opacity_decay must be in [0, 1)", "use 0.004")
+        if self.lr_background <= 0 or (self.bound_margin is not None and self.bound_margin < 0):
+            bad("lr_background must be positive and bound_margin >= 0 or null", "use 5e-2 and 0.1")
         if self.checkpoint_every <= 0:
             bad("checkpoint_every must be positive", "use 120")

@@ -79,14 +79,16 @@ def remap_optimizer(optimizer: torch.optim.Optimizer, old: list[torch.Tensor], n
 
 def densify_and_prune(g: GaussianSet, stats: DensifyStats, *, grad_threshold: float, dense_scale: float,
                       prune_opacity: float, prune_scale: float, max_gaussians: int,
-                      generator: torch.Generator) -> tuple[GaussianSet, torch.Tensor]:
+                      generator: torch.Generator, keep_box: tuple[torch.Tensor, torch.Tensor] | None = None
+                      ) -> tuple[GaussianSet, torch.Tensor]:
     """One densification round.
 
     Gaussians whose average view-space gradient exceeds ``grad_threshold`` are cloned when their
     largest scale is at most ``dense_scale`` and split into two (positions drawn from the Gaussian,
     scales divided by 1.6) otherwise; when that would exceed ``max_gaussians`` only the largest
     gradients are taken. Then Gaussians with opacity below ``prune_opacity`` or a largest scale above
-    ``prune_scale`` are dropped.
+    ``prune_scale`` are dropped, and with ``keep_box`` ((3,) lo, (3,) hi, normalised units) those whose
+    mean lies outside that box.
 
     Returns:
         The new set (fresh leaf tensors) and (M,) int64 the old row each new row comes from, or -1
@@ -129,6 +131,8 @@ def densify_and_prune(g: GaussianSet, stats: DensifyStats, *, grad_threshold: fl
     op_new = torch.sigmoid(new[3])
     big = new[1].exp().max(-1).values > prune_scale
     alive = (op_new >= prune_opacity) & ~big
+    if keep_box is not None:
+        alive &= ((new[0] >= keep_box[0]) & (new[0] <= keep_box[1])).all(-1)
     new = [t[alive].clone().requires_grad_(True) for t in new]
     return GaussianSet(*new), source[alive]
 

@@ -1,9 +1,12 @@
 """Training loop of GVKF: 3D Gaussians fitted to posed images by differentiable rasterisation.
 
 Per step: ``views_per_step`` random training images -> :func:`rasterize` -> photometric loss
-(L1 + SSIM), mask BCE (when masks exist), a small volume penalty, and from ``normal_from`` /
+(L1 + SSIM), mask BCE (when masks exist) or the mean opacity (with the learned far field), a small
+volume penalty, and from ``normal_from`` /
 ``distortion_from`` of training the depth-normal consistency and distortion terms -> Adam.
-Densification (clone / split / prune, opacity resets) runs on a schedule. The means' learning
+Densification (clone / split / prune, opacity resets) runs on a schedule; Gaussians that leave the
+scene bound (:mod:`recon.backends.scene_bound`) are pruned. Without masks a learned far field
+(:class:`~recon.backends.gvkf.background.FarField`) is composited behind the Gaussians. The means' learning
 rate decays exponentially following the larger of step / steps and elapsed / time_budget.
 Seeded: one torch generator drives the view choice and the split draws and is stored in
 checkpoints, so a resumed run continues as a straight one would (on CPU).
@@ -11,6 +14,7 @@ checkpoints, so a resumed run continues as a straight one would (on CPU).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,13 +22,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from recon.backends.gvkf.background import FarField, border_colour
 from recon.backends.gvkf.config import GVKFConfig
 from recon.backends.gvkf.densify import DensifyStats, densify_and_prune, remap_optimizer, reset_opacity
 from recon.backends.gvkf.field import GVKFField
 from recon.backends.gvkf.gaussians import GaussianSet
 from recon.backends.gvkf.init import initial_gaussians
 from recon.backends.gvkf.losses import depth_normal_loss, mask_loss, photometric_loss
-from recon.backends.gvkf.rasterizer import rasterize
+from recon.backends.gvkf.rasterizer import RasterOutput, rasterize
+from recon.backends.scene_bound import SceneBound, scene_bound
 from recon.backends.training import TrainingLoop, psnr  # noqa: F401 - psnr is re-exported
 from recon.config import to_dict
 from recon.types import Cameras
@@ -89,6 +95,11 @@ class GVKFTrainer(TrainingLoop):
         self.K = torch.as_tensor(np.asarray(cameras.K, np.float32), device=self.device)
         self.c2w = torch.as_tensor(np.asarray(cameras.cam_to_world, np.float32), device=self.device)
 
+        pts = None if points3d is None else np.asarray(points3d[0], np.float64)
+        #: where the object is (normalised frame); see :mod:`recon.backends.scene_bound`
+        self.bound: SceneBound = scene_bound(cameras, pts, masks)
+        learned = masks is None and config.background_model == "learned"
+        self.far = FarField(border_colour(self.images), config.background_rows, self.device) if learned else None
         g, method = initial_gaussians(config.init, config.init_count, images=images, masks=masks, cameras=cameras,
                                       points3d=points3d, hull_resolution=config.hull_resolution,
                                       hull_agreement=config.hull_agreement, opacity=config.init_opacity,
@@ -105,6 +116,8 @@ class GVKFTrainer(TrainingLoop):
         c = self.cfg
         lrs = (c.lr_means, c.lr_scales, c.lr_quats, c.lr_opacity, c.lr_colours)
         groups = [{"params": [p], "lr": lr, "name": n} for p, lr, n in zip(self.gaussians.parameters(), lrs, _NAMES)]
+        if self.far is not None:
+            groups.append({"params": [self.far.logits], "lr": c.lr_background, "name": "background"})
         return torch.optim.Adam(groups, eps=1e-15)
 
     def _apply_lr(self) -> None:
@@ -126,7 +139,7 @@ class GVKFTrainer(TrainingLoop):
             new, source = densify_and_prune(self.gaussians, self.densify_stats, grad_threshold=c.densify_grad,
                                             dense_scale=c.dense_scale, prune_opacity=c.prune_opacity,
                                             prune_scale=c.prune_scale, max_gaussians=c.max_gaussians,
-                                            generator=self.generator)
+                                            generator=self.generator, keep_box=self._keep_box())
             if len(new) == 0:
                 raise RuntimeError("no Gaussian survived pruning: the images may not show the scene "
                                    "(check the cameras, masks and background)")
@@ -134,15 +147,34 @@ class GVKFTrainer(TrainingLoop):
         if c.opacity_reset_every and step % c.opacity_reset_every == 0 and self._fraction() < c.densify_until:
             reset_opacity(self.gaussians, self.optimizer, c.opacity_reset)
 
+    def _keep_box(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The bound grown by ``bound_margin`` as (3,) lo, (3,) hi tensors (None: no pruning by position)."""
+        if self.cfg.bound_margin is None:
+            return None
+        b = self.bound.grown(self.cfg.bound_margin)
+        return (torch.as_tensor(b.lo, dtype=torch.float32, device=self.device),
+                torch.as_tensor(b.hi, dtype=torch.float32, device=self.device))
+
     # ------------------------------------------------------------------ one step
 
-    def render(self, view: int, *, compute_extras: bool = True):
-        """Rasterise the current Gaussians into training view ``view`` (a RasterOutput)."""
+    def render_camera(self, K: torch.Tensor, cam_to_world: torch.Tensor, width: int, height: int, *,
+                      compute_extras: bool = True) -> RasterOutput:
+        """Rasterise the current Gaussians into any camera (normalised frame: K (3, 3) px, cam_to_world
+        (4, 4) OpenCV), over the learned far field when there is one, else the fixed background."""
+        if self.far is None:
+            return rasterize(self.gaussians, K, cam_to_world, width, height, background=self.background,
+                             tile_size=self.cfg.tile_size, max_per_tile=self.cfg.max_per_tile,
+                             compute_extras=compute_extras)
+        out = rasterize(self.gaussians, K, cam_to_world, width, height, background=None,
+                        tile_size=self.cfg.tile_size, max_per_tile=self.cfg.max_per_tile,
+                        compute_extras=compute_extras)
+        far = self.far.image(K, cam_to_world, width, height)
+        return dataclasses.replace(out, rgb=out.rgb + (1.0 - out.alpha)[..., None] * far)
 
+    def render(self, view: int, *, compute_extras: bool = True) -> RasterOutput:
+        """Rasterise the current Gaussians into training view ``view``."""
         C, H, W = self.image_shape
-        return rasterize(self.gaussians, self.K[view], self.c2w[view], W, H, background=self.background,
-                         tile_size=self.cfg.tile_size, max_per_tile=self.cfg.max_per_tile,
-                         compute_extras=compute_extras)
+        return self.render_camera(self.K[view], self.c2w[view], W, H, compute_extras=compute_extras)
 
     def step(self) -> dict[str, float]:
         """One optimisation step; returns its total and photometric loss, the PSNR of its images and the
@@ -162,6 +194,8 @@ class GVKFTrainer(TrainingLoop):
             photo += float(loss.detach()) / len(views)
             if self.masks is not None and c.mask_weight > 0:
                 loss = loss + c.mask_weight * mask_loss(out.alpha, self.masks[v])
+            if self.far is not None and c.alpha_weight > 0:
+                loss = loss + c.alpha_weight * out.alpha.mean()
             if c.volume_weight > 0:
                 loss = loss + c.volume_weight * self.gaussians.scales().prod(-1).mean()
             if geo and c.normal_weight > 0 and frac >= c.normal_from:
@@ -179,6 +213,9 @@ class GVKFTrainer(TrainingLoop):
         self.optimizer.step()
         with torch.no_grad():  # keep quaternions from drifting towards zero length
             self.gaussians.quats /= self.gaussians.quats.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+            if self.far is not None and c.opacity_decay > 0:  # unneeded Gaussians fade (config)
+                o = torch.sigmoid(self.gaussians.opacity_logits) * (1.0 - c.opacity_decay)
+                self.gaussians.opacity_logits.copy_(torch.logit(o.clamp_min(1e-6)))
         self.stats.step += 1
         self._densify()
         return {"loss": total, "photometric": photo, "psnr": psnr(mse_sum / len(views)), "count": len(self.gaussians)}
@@ -205,6 +242,7 @@ class GVKFTrainer(TrainingLoop):
             "generator": self.generator.get_state(),
             "step": s.step, "elapsed": s.elapsed, "history": list(s.history), "init_method": s.init_method,
             "to_world": self.to_world.tolist(),
+            "background": None if self.far is None else self.far.logits.detach().cpu(),
             "image_shape": list(self.image_shape),
         }
 
@@ -216,9 +254,11 @@ class GVKFTrainer(TrainingLoop):
         try:
             g = GaussianSet(*(state["gaussians"][n].to(self.device).clone().requires_grad_(True) for n in _NAMES))
             self.gaussians = g
+            if self.far is not None:
+                self.far.logits = state["background"].to(self.device).clone().requires_grad_(True)
             self.optimizer = self._make_optimizer()
             self.optimizer.load_state_dict(state["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as e:
+        except (RuntimeError, ValueError, KeyError, AttributeError) as e:
             raise ValueError(f"checkpoint does not match this configuration ({str(e).splitlines()[0]})") from e
         self.densify_stats = DensifyStats(state["densify"]["grad"].to(self.device), state["densify"]["count"].to(self.device))
         self.generator.set_state(state["generator"])
@@ -242,7 +282,10 @@ class GVKFTrainer(TrainingLoop):
         s = self.stats
         idx = torch.from_numpy(self.sdf_view_indices()).to(self.device)
         info = {"steps": s.step, "seconds": s.elapsed, "psnr_batch": s.psnr, "gaussians": s.count,
-                "init": s.init_method, "interrupted": s.interrupted}
+                "init": s.init_method, "interrupted": s.interrupted, "bound": self.bound.source,
+                "background": "fixed" if self.far is None else "learned"}
         C, H, W = self.image_shape
-        return GVKFField(self.gaussians.detach(), self.K[idx], self.c2w[idx], W, H, self.to_world,
-                         config=self.cfg, info=info)
+        f = GVKFField(self.gaussians.detach(), self.K[idx], self.c2w[idx], W, H, self.to_world,
+                      config=self.cfg, info=info)
+        f.scene_bound = self.bound.transformed(self.to_world)  # world units: the pipeline crops to it
+        return f
