@@ -102,10 +102,15 @@ def check_shortcuts(options: dict[str, Any], spec: BackendSpec) -> None:
                           None, fix)
 
 
+#: the step count ``--time-budget`` alone sets: more than any budget trains (the image configs' LIMITS bound)
+UNCAPPED_STEPS = 100_000_000
+
+
 def shortcut_values(options: dict[str, Any]) -> dict[str, Any]:
     """Typed settings of the shortcuts given, keyed by the chosen backend's config field.
 
     ``--steps`` without ``--time-budget`` also sets ``time_budget`` to None: train exactly that many steps.
+    ``--time-budget`` without ``--steps`` lifts the step cap (``steps`` = UNCAPPED_STEPS): the time decides.
 
     Args:
         options: option as typed -> value, only those given; ``--time-budget`` already in seconds.
@@ -113,6 +118,8 @@ def shortcut_values(options: dict[str, Any]) -> dict[str, Any]:
     out = {_BY_OPTION[opt].key: value for opt, value in options.items() if opt in _BY_OPTION}
     if "--steps" in options and "--time-budget" not in options:
         out["time_budget"] = None
+    if "--time-budget" in options and "--steps" not in options:
+        out["steps"] = UNCAPPED_STEPS
     return out
 
 

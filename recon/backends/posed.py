@@ -188,7 +188,9 @@ class PosedBackend:
         self.run_trainer(trainer, progress, **train_kwargs)
         budget = trainer.run_budget
         other = 0.0 if budget is None else budget.spent() - trainer.stats.elapsed + budget.reserve
-        warn_if_unconverged(self.name, trainer.stats.step, self.config.steps, trainer.stats.interrupted,
+        # an uncapped step count (--time-budget alone) is judged against the recommended (default) steps
+        reference = min(self.config.steps, self.config_class().steps)
+        warn_if_unconverged(self.name, trainer.stats.step, reference, trainer.stats.interrupted,
                             trainer.stats.elapsed, other)
         return trainer.field()
 

@@ -14,9 +14,12 @@ from typing import Any, Callable
 
 import torch
 
+#: the meshing reserve never takes more than this share of the budget (a wrong estimate must not
+#: leave training with nothing)
+MAX_RESERVE_SHARE = 0.5
 #: seconds between refreshes of the meshing estimate: this fraction of the budget, at least REFRESH_MIN
-REFRESH_FRACTION = 0.05
-REFRESH_MIN = 5.0
+REFRESH_FRACTION = 0.1
+REFRESH_MIN = 10.0
 
 
 class RunBudget:
@@ -42,7 +45,7 @@ class RunBudget:
 
     def _refresh(self, now: float) -> None:
         if now >= self._next_refresh:
-            self.reserve = max(0.0, float(self._estimate()))
+            self.reserve = min(max(0.0, float(self._estimate())), MAX_RESERVE_SHARE * self.seconds)
             now = self._clock()  # the estimate itself takes time
             self._next_refresh = now + self._refresh_every
 
@@ -79,4 +82,4 @@ def seconds_per_point(evaluate: Callable[[torch.Tensor], Any], points: torch.Ten
     return (time.perf_counter() - t0) / max(len(points), 1)
 
 
-__all__ = ["REFRESH_FRACTION", "REFRESH_MIN", "RunBudget", "seconds_per_point"]
+__all__ = ["MAX_RESERVE_SHARE", "REFRESH_FRACTION", "REFRESH_MIN", "RunBudget", "seconds_per_point"]

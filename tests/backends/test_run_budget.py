@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from recon.backends.run_budget import REFRESH_MIN, RunBudget, seconds_per_point
+from recon.backends.run_budget import MAX_RESERVE_SHARE, REFRESH_FRACTION, REFRESH_MIN, RunBudget, seconds_per_point
 from recon.backends.training import TrainingLoop
 
 
@@ -34,8 +34,8 @@ def test_training_seconds_leave_the_meshing_reserve():
     clock.now += 3.0
     assert budget.training_seconds(trained=3.0) == pytest.approx(90.0)
     assert budget.spent() == pytest.approx(13.0)
-    assert len(calls) == 1  # refreshed at most every max(5 % of the budget, REFRESH_MIN) s
-    clock.now += max(0.05 * 120.0, REFRESH_MIN)
+    assert len(calls) == 1  # refreshed at most every max(REFRESH_FRACTION of the budget, REFRESH_MIN) s
+    clock.now += max(REFRESH_FRACTION * 120.0, REFRESH_MIN)
     budget.training_seconds(trained=9.0)
     assert len(calls) == 2
 
@@ -46,8 +46,10 @@ def test_a_growing_estimate_shortens_training_and_never_goes_negative():
     budget = RunBudget(60.0, started=clock.now, meshing_seconds=lambda: reserve[0], clock=clock)
     assert budget.training_seconds(0.0) == pytest.approx(50.0)
     clock.now += 10.0
-    reserve[0] = 100.0  # meshing became dearer than the whole budget
-    assert budget.training_seconds(10.0) == pytest.approx(10.0)  # stop now: nothing left
+    reserve[0] = 100.0  # meshing became dearer than the whole budget: the reserve is capped at half of it
+    assert budget.training_seconds(10.0) == pytest.approx(10.0 + 60.0 - 10.0 - MAX_RESERVE_SHARE * 60.0)
+    clock.now += 30.0
+    assert budget.training_seconds(40.0) == pytest.approx(40.0)  # past the cap: stop now, never negative
 
 
 class CountingLoop(TrainingLoop):

@@ -210,3 +210,11 @@ def test_info_reports_stored_normals(tmp_path, rng):
     src = write_xyz(tmp_path / "c.xyz", *sphere_points(500, rng))
     proc = run("info", src)
     assert re.search(r"attributes\.normals\s*│\s*yes", proc.stdout) and re.search(r"points\s*│\s*500", proc.stdout)
+
+
+def test_time_budget_alone_lets_the_time_decide():
+    from recon_apps.reconstruct_options import UNCAPPED_STEPS, shortcut_values
+
+    assert shortcut_values({"--time-budget": 600.0}) == {"time_budget": 600.0, "steps": UNCAPPED_STEPS}
+    assert shortcut_values({"--steps": 50}) == {"steps": 50, "time_budget": None}
+    assert shortcut_values({"--steps": 50, "--time-budget": 600.0}) == {"steps": 50, "time_budget": 600.0}

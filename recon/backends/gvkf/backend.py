@@ -42,9 +42,9 @@ def find_points3d(views: Views) -> tuple[np.ndarray, np.ndarray] | None:
     return None
 
 #: points timed for the meshing estimate
-TIMED_POINTS = 4096
+TIMED_POINTS = 2048
 #: field evaluations per coarse cell holding opaque Gaussians (shell corners and one refinement)
-EVALUATIONS_PER_CELL = 24.0
+EVALUATIONS_PER_CELL = 18.0
 #: marching cubes, component cleanup and vertex colours on top of the field evaluations
 MESHING_OVERHEAD = 1.3
 
