@@ -1,11 +1,14 @@
 """The recon applications: the command line (``recon_apps.cli``) and the viewer (``recon_apps.viewer``).
 
-torch's CPU threads (libgomp) spin while they wait by default. On a machine shared with other work
-that is ruinous: VolSDF steps with 2 threads ran about 5x slower spinning than waiting passively
-(benchmarks/results/omp_wait.md). The commands wait passively unless the user set OMP_WAIT_POLICY;
-this must happen before torch is first imported, which no module imports at start-up.
+torch's CPU threads (libgomp) spin for a long while when they wait, by default. On a machine shared
+with other work that is ruinous (2-thread VolSDF steps 5x slower than waiting passively), while
+passive waiting costs ~15-30 % on a quiet machine. A short spin then sleep (GOMP_SPINCOUNT=10000)
+was the fastest quiet and in between when shared (benchmarks/results/omp_wait.md). It is set unless
+the user chose a waiting policy; it must happen before torch is first imported, which no module
+imports at start-up.
 """
 
 import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "10000")

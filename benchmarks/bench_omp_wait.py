@@ -49,9 +49,15 @@ def render_scene(folder: Path) -> None:
                     "--size", "128"], check=True, capture_output=True)
 
 
+#: the waiting settings compared: libgomp's default (spin ~0.3 s), a short spin then sleep, passive
+POLICIES = {"ACTIVE (default)": {}, "GOMP_SPINCOUNT=10000": {"GOMP_SPINCOUNT": "10000"},
+            "PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"}}
+
+
 def step_seconds(folder: Path, threads: int, policy: str) -> float:
-    """Seconds per step of a fresh process with this thread count and wait policy."""
-    env = {**os.environ, "OMP_WAIT_POLICY": policy}
+    """Seconds per step of a fresh process with this thread count and waiting setting (a POLICIES key)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env.update(POLICIES[policy])
     out = subprocess.run([sys.executable, "-c", CHILD, str(folder), str(threads)], env=env, check=True,
                          capture_output=True, text=True)
     return float(out.stdout.strip().splitlines()[-1])
@@ -66,7 +72,7 @@ def main() -> None:
         folder = Path(tmp) / "bunny"
         render_scene(folder)
         for threads in (1, 2):
-            for policy in ("ACTIVE", "PASSIVE"):
+            for policy in POLICIES:
                 load = os.getloadavg()[0]
                 s = step_seconds(folder, threads, policy)
                 rows.append(f"| {threads} | {policy} | {s:.3f} | {load:.1f} |")
@@ -76,7 +82,8 @@ def main() -> None:
     with open(args.out, "a", encoding="utf-8") as fh:
         if new:
             fh.write("# torch thread waiting: OMP_WAIT_POLICY\n\n" + __doc__.split("\n\n")[1].replace("\n", " ")
-                     + "\n\nThe recon commands and the benchmarks set PASSIVE unless the user set it (apps/__init__.py).\n")
+                     + "\n\nThe recon commands, tests and benchmarks set GOMP_SPINCOUNT=10000 unless the user set a waiting "
+                     "policy (apps/__init__.py).\n")
         fh.write(f"\n## {stamp}, `python benchmarks/bench_omp_wait.py`\n\n| threads | wait policy | s per step | "
                  "load average (1 min) before |\n|---:|:---|---:|---:|\n" + "\n".join(rows) + "\n")
     print(f"appended to {args.out}")

@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-# torch's threads wait passively, as the recon commands do (apps/__init__.py); set before torch loads
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# torch's threads spin briefly then sleep, as in the recon commands (apps/__init__.py); before torch loads
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 import numpy as np
 

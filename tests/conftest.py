@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-# torch's threads wait passively in the tests as in the commands (apps/__init__.py); before torch loads
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# torch's threads spin briefly then sleep, as in the commands (apps/__init__.py); before torch loads
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("RECON_SHARED_DATA", REPO.parent / "shared" / "data"))
