@@ -23,7 +23,10 @@ import numpy as np
 import torch
 
 from recon.backends.gvkf.config import GVKFConfig
-from recon.backends.gvkf.gaussians import GaussianSet
+from recon.backends.gvkf.gaussians import GaussianSet, quat_to_rotmat, rotmat_to_quat
+from recon.backends.gvkf.surface import opacity_to_sdf
+from recon.backends.gvkf.tetra import extract_mesh as tetra_mesh
+from recon.device import torch_threads
 from recon.meshing.cleanup import remove_small_components
 from recon.meshing.sparse import sparse_marching_mesh
 from recon.ops.knn import build_tree
@@ -96,8 +99,6 @@ class GVKFField:
 
     def sdf_normalised(self, x: torch.Tensor, progress: Any = None) -> torch.Tensor:
         """(Q,) field values at (Q, 3) normalised positions (normalised units)."""
-        from recon.backends.gvkf.surface import opacity_to_sdf
-        from recon.device import torch_threads
 
         with torch.no_grad(), torch_threads(self.config.threads, self.device):
             return opacity_to_sdf(self.gaussians, self.K, self.cam_to_world, self.width, self.height,
@@ -105,7 +106,6 @@ class GVKFField:
 
     def world_gaussians(self) -> GaussianSet:
         """The Gaussians mapped to world units (means, scales and rotations through ``to_world``)."""
-        from recon.backends.gvkf.gaussians import quat_to_rotmat, rotmat_to_quat
 
         g = self.gaussians
         A = torch.as_tensor(self._A, dtype=g.means.dtype, device=g.device)
@@ -177,7 +177,6 @@ class GVKFField:
         if len(self.gaussians) == 0:
             raise ValueError("no surface: there are no Gaussians")
         if method == "tetra":
-            from recon.backends.gvkf.tetra import extract_mesh as tetra_mesh
 
             lo, hi = self._box()
             v, f = tetra_mesh(lambda x: self.sdf_normalised(x), self.gaussians, bounds=(lo, hi), progress=progress)

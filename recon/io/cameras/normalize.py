@@ -182,7 +182,7 @@ def normalize_views(views: Views, use_masks: bool = True, resolution: int = 40,
     if isinstance(points, str):
         points = find_sparse_points(views) if points == "auto" else None
     if use_masks and views.mask_paths is not None:
-        from recon.io.images import read_view_images
+        from recon.io.images import read_view_images  # recon.io.images imports recon.io.cameras: a cycle at top
 
         _, masks, small = read_view_images(views, max_size=mask_size)
         centre, radius = scene_sphere(small, masks, resolution)
