@@ -105,14 +105,15 @@ def dask_client(cfg: BatchConfig, log: Log):
     # a free port for the scheduler's HTTP server (health endpoints, and the dashboard with bokeh)
     # workers are spawned with SIGINT ignored (inherited through exec): Ctrl-C in a terminal reaches the
     # whole process group, and only the driver should handle it (it closes the cluster)
-    old_handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if _main_thread() else None
+    main = _main_thread()
+    old_handler = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
     try:
         cluster = LocalCluster(n_workers=cfg.workers, threads_per_worker=1, processes=cfg.processes,
                                memory_limit=cluster_memory_limit(cfg), dashboard_address="127.0.0.1:0",
                                silence_logs=logging.CRITICAL)
     finally:
-        if old_handler is not None:
-            signal.signal(signal.SIGINT, old_handler)
+        if main:  # a handler set outside Python reads back as None: give back Python's own then
+            signal.signal(signal.SIGINT, old_handler if old_handler is not None else signal.default_int_handler)
     with _quiet_distributed():
         client = Client(cluster)
         try:

@@ -28,6 +28,12 @@ ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 JOB = ("--in-process", "--voxel-size", "0.2", "--tile-size", "6.4", "--tile-shape", "column", "--no-preview")
 
 
+def default_sigint() -> None:
+    """In the child before exec: Ctrl-C as in a terminal, whatever an earlier test left in this process
+    (an ignored SIGINT is inherited through exec, and Python then installs no handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _identical(folder: Path) -> Path:
     np.save(folder / "same.npy", np.tile(OFFSET, (2_000, 1)))
     return folder / "same.npy"
@@ -170,7 +176,8 @@ def test_ctrl_c_keeps_finished_work_and_exits_130(tmp_path):
     env = dict(os.environ, **ENV)
     # every fit sleeps, so the interrupt lands while tiles are running
     proc = subprocess.Popen([sys.executable, "-m", "recon_apps.cli", "batch", str(cloud), "-o", str(job), *JOB,
-                             "--fault", "fit:*=sleep:3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                             "--fault", "fit:*=sleep:3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=default_sigint, env=env,
                             cwd=tmp_path)
     try:
         t_end = time.monotonic() + 120

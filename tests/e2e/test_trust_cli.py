@@ -23,6 +23,12 @@ from tests.e2e.trust_helpers import REPO, SAMPLE, assert_clean_refusal, run_cli,
 UNWRITABLE = Path("/sys")
 
 
+def default_sigint() -> None:
+    """In the child before exec: Ctrl-C as in a terminal, whatever an earlier test left in this process
+    (an ignored SIGINT is inherited through exec, and Python then installs no handler)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def scan(tmp_path: Path) -> Path:
     """A copy of the sample scan (25k points, no normals) in a scratch folder."""
@@ -143,7 +149,8 @@ def test_ignore_normals_recovers_a_cloud_with_zero_normals(tmp_path):
 def test_ctrl_c_says_so_and_leaves_nothing(tmp_path, scan):
     out = tmp_path / "mesh.ply"
     proc = subprocess.Popen([sys.executable, "-m", "recon_apps.cli", "reconstruct", scan, "-o", out, "--detail", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=default_sigint, text=True, cwd=tmp_path)
     seen = ""
     t_end = time.monotonic() + 120
     while "reconstructing" not in seen and time.monotonic() < t_end:  # progress lines arrive as plain log lines
