@@ -6,10 +6,11 @@ import contextlib
 import os
 import re
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from recon.errors import InputError, ReconError
+from recon.errors import ConfigError, InputError, ReconError
 
 _TMP = re.compile(r"^\.(?P<stem>.*)\.tmp-(?P<pid>\d+)-[0-9a-f]{8}(?P<suffix>.*)$")
 
@@ -59,6 +60,45 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def atomic_folder(target: str | os.PathLike, replace: bool = False, create_parent: bool = False) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``target``; when the block succeeds it becomes ``target``.
+
+    On any error (or Ctrl-C) the temporary folder is removed and ``target`` is untouched. An existing
+    ``target`` is replaced only when ``replace`` is True (moved aside first, then deleted).
+
+    Args:
+        create_parent: create a missing parent folder (else a missing parent is an error).
+
+    Raises:
+        ConfigError: ``target`` is a file, or a non-empty folder and ``replace`` is False.
+        InputError: the parent folder does not exist (without ``create_parent``).
+    """
+    dst = Path(target)
+    parent = dst.absolute().parent
+    if not create_parent and not parent.is_dir():
+        raise InputError("output folder's parent does not exist", dst, f"create {parent} first")
+    if dst.exists() and not dst.is_dir():
+        raise ConfigError("output exists and is a file", dst, "choose a folder name")
+    if dst.is_dir() and any(dst.iterdir()) and not replace:
+        raise ConfigError("output folder exists and is not empty", dst, "choose another folder or pass --force")
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = parent / f".{dst.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    try:
+        yield tmp
+        old = None
+        if dst.exists():
+            old = parent / f".{dst.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
+            os.replace(dst, old)
+        os.replace(tmp, dst)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

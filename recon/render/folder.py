@@ -16,16 +16,12 @@ The folder is written to a temporary sibling and renamed into place.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from recon.errors import ConfigError, InputError
+from recon.io.atomic import atomic_folder
 from recon.io.cameras.colmap import write_colmap_text
 from recon.io.cameras.dtu import write_cameras_npz
 from recon.io.cameras.nerf import write_transforms
@@ -34,38 +30,6 @@ from recon.render.renderer import RenderResult
 
 #: the unit sphere of cameras.npz is the mesh's bounding ball grown by this factor.
 NPZ_SPHERE_MARGIN = 1.1
-
-
-@contextlib.contextmanager
-def atomic_folder(target: str | os.PathLike, force: bool = False) -> Iterator[Path]:
-    """Yield a temporary folder next to ``target``; on success it replaces ``target``.
-
-    Raises:
-        ConfigError: ``target`` exists, is not empty and ``force`` is False, or is a file.
-        InputError: the parent folder does not exist.
-    """
-    dst = Path(target)
-    parent = dst.resolve().parent
-    if not parent.is_dir():
-        raise InputError("output folder's parent does not exist", dst, f"create {parent} first")
-    if dst.exists() and not dst.is_dir():
-        raise ConfigError("output exists and is a file", dst, "choose a folder name")
-    if dst.is_dir() and any(dst.iterdir()) and not force:
-        raise ConfigError("output folder exists and is not empty", dst, "choose another folder or pass --force")
-    tmp = parent / f".{dst.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    tmp.mkdir()
-    try:
-        yield tmp
-        old = None
-        if dst.exists():
-            old = parent / f".{dst.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
-            os.replace(dst, old)
-        os.replace(tmp, dst)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _png(path: Path, rgba: np.ndarray) -> None:

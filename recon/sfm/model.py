@@ -17,16 +17,12 @@ without being asked (``force``).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import secrets
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from recon.errors import ConfigError
+from recon.io.atomic import atomic_folder
 from recon.io.cameras.colmap import model_dir
 from recon.progress import NULL_PROGRESS, Progress
 from recon.sfm.images import inspect_photo, list_photos
@@ -83,39 +79,6 @@ def model_state(model_folder: str | os.PathLike, photos: list[dict[str, Any]], o
     return "reuse" if same and model_dir(folder) == folder else "stale"
 
 
-@contextlib.contextmanager
-def atomic_folder(target: str | os.PathLike, replace: bool) -> Iterator[Path]:
-    """Yield an empty temporary folder beside ``target``; when the block succeeds it becomes ``target``.
-
-    On any error (or Ctrl-C) the temporary folder is removed and ``target`` is untouched. An existing
-    ``target`` is replaced only when ``replace`` is True (it is moved aside first, then deleted).
-
-    Raises:
-        ConfigError: ``target`` is a file, or a non-empty folder and ``replace`` is False.
-    """
-    dst = Path(target)
-    parent = dst.absolute().parent
-    if dst.exists() and not dst.is_dir():
-        raise ConfigError("the model location is a file, not a folder", dst, "give a folder name")
-    if dst.is_dir() and any(dst.iterdir()) and not replace:
-        raise ConfigError("the model folder exists and is not empty", dst, "choose another folder or pass --force")
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = parent / f".{dst.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
-    tmp.mkdir()
-    try:
-        yield tmp
-        old = None
-        if dst.exists():
-            old = parent / f".{dst.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
-            os.replace(dst, old)
-        os.replace(tmp, dst)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def write_manifest(folder: Path, photo_folder: Path, photos: list[dict[str, Any]], options: SfmOptions,
                    report: SfmReport) -> None:
     """Write :data:`MANIFEST` into ``folder`` (the model's temporary folder)."""
@@ -149,11 +112,11 @@ def solve_model(photo_folder: str | os.PathLike, model_folder: str | os.PathLike
     src = Path(photo_folder)
     options = options or SfmOptions()
     prints = photos if photos is not None else photo_fingerprint(src)
-    with atomic_folder(model_folder, replace) as tmp:
+    with atomic_folder(model_folder, replace, create_parent=True) as tmp:
         report = run_sfm(src, tmp, options, progress)
         write_manifest(tmp, src, prints, options, report)
     return report
 
 
-__all__ = ["FORMAT", "MANIFEST", "VERSION", "atomic_folder", "model_state", "photo_fingerprint", "read_manifest",
+__all__ = ["FORMAT", "MANIFEST", "VERSION", "model_state", "photo_fingerprint", "read_manifest",
            "solve_model", "write_manifest"]

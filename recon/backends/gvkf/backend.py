@@ -9,7 +9,6 @@ takes arrays already in memory. Both return a :class:`~recon.backends.gvkf.field
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,25 +20,10 @@ from recon.backends.gvkf.trainer import GVKFTrainer
 from recon.backends.posed import PosedBackend
 from recon.backends.run_budget import seconds_per_point
 from recon.errors import EmptyResultError
-from recon.io.cameras.colmap import read_points3d
+from recon.io.cameras.normalize import find_sparse_points
 from recon.ops.transforms import similarity_parts
 from recon.progress import Progress
 from recon.types import Cameras, Views
-
-
-def find_points3d(views: Views) -> tuple[np.ndarray, np.ndarray] | None:
-    """COLMAP sparse points of the model the views' images belong to (world units), or None."""
-    if not views.image_paths:
-        return None
-    img_dir = Path(views.image_paths[0]).parent
-    for cand in (img_dir.parent, img_dir, img_dir.parent / "sparse" / "0"):
-        try:
-            pts = read_points3d(cand)
-        except Exception:  # noqa: BLE001 - a malformed points file only costs the initialisation
-            pts = None
-        if pts is not None and len(pts[0]) > 0:
-            return pts
-    return None
 
 #: points timed for the meshing estimate
 TIMED_POINTS = 2048
@@ -107,7 +91,7 @@ class GVKFBackend(PosedBackend):
 
     def view_extras(self, views: Views, to_world: np.ndarray) -> dict[str, Any]:
         """COLMAP sparse points next to the images, in the normalised frame (when ``init`` may use them)."""
-        pts = find_points3d(views) if self.config.init in ("auto", "points3d") else None
+        pts = find_sparse_points(views) if self.config.init in ("auto", "points3d") else None
         if pts is None:
             return {}
         _, A, c = similarity_parts(to_world)

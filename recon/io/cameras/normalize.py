@@ -145,9 +145,10 @@ def robust_points_box(points: np.ndarray, percentile: float = POINTS_PERCENTILE,
     return lo - g, hi + g
 
 
-def find_sparse_points(views: Views) -> np.ndarray | None:
-    """(P, 3) float64 COLMAP sparse points (world units) of the model the views' images belong to (the
-    images folder's parent, the folder itself or ``sparse/0`` beside it), or None."""
+def find_sparse_points(views: Views) -> tuple[np.ndarray, np.ndarray] | None:
+    """COLMAP sparse points of the model the views' images belong to (the images folder's parent, the
+    folder itself or ``sparse/0`` beside it): (P, 3) float64 positions in world units and (P, 3) RGB in
+    [0, 1], or None."""
     if not views.image_paths:
         return None
     img_dir = Path(views.image_paths[0]).parent
@@ -157,7 +158,7 @@ def find_sparse_points(views: Views) -> np.ndarray | None:
         except (InputError, OSError, ValueError):  # a malformed points file only costs the tighter bound
             pts = None
         if pts is not None and len(pts[0]) > 0:
-            return np.asarray(pts[0], np.float64)
+            return np.asarray(pts[0], np.float64), pts[1]
     return None
 
 
@@ -180,7 +181,8 @@ def normalize_views(views: Views, use_masks: bool = True, resolution: int = 40,
         world units: ``x_world = radius * x + centre``.
     """
     if isinstance(points, str):
-        points = find_sparse_points(views) if points == "auto" else None
+        found = find_sparse_points(views) if points == "auto" else None
+        points = None if found is None else found[0]
     if use_masks and views.mask_paths is not None:
         from recon.io.images import read_view_images  # recon.io.images imports recon.io.cameras: a cycle at top
 
